@@ -1,0 +1,570 @@
+/* troupe-bench.c — troupe's side of the peer benchmarks.
+ *
+ * Why: speed and memory are measured here, never in timed tests.
+ * The peer programs (tokio, Go, Erlang; ../shared/peers/) print one line
+ * per result, and this program prints exactly the same form with
+ * impl=troupe, so that one script runs both, interleaved, and prints the
+ * medians and a troupe-versus-fastest-peer ratio per bench:
+ *
+ *   bench=NAME impl=troupe n=OPS secs=S ops_per_sec=X ns_per_op=Y ok=1 threads=W [k=v ...]
+ *
+ * secs is wall time taken with tr_now() inside a task, so creating and
+ * shutting down the runtime is not counted (as for the peers).  ok=1 only
+ * when the bench's check passed; otherwise ok=0 and the exit status is 1.
+ *
+ * Benches:
+ *   switch  two tasks on one worker yield to each other (tr_yield), n yields
+ *           in all (default 10,000,000); ns per switch.  1 worker.
+ *   spawn   a task spawns and joins an empty task, n times (default
+ *           1,000,000); ns per spawn + join.  1 worker.
+ *   skynet  the peers' skynet: n leaves (default 1,000,000; a power of 10) in
+ *           a 10-ary tree (1,111,111 tasks); a leaf returns its number, a
+ *           parent spawns its 10 children, then joins them and returns the
+ *           sum; the check is sum == n(n-1)/2.  One worker per CPU.
+ *           ns_per_op is per leaf, as for the peers.
+ *   all     each of the above, each in a fresh (forked) process.
+ *
+ * Run it beside the peers, from the top of the source tree:
+ *
+ *   TROUPE_BENCH=bench/troupe-bench ../shared/peers/run_all.sh
+ *   TROUPE_BENCH=bench/troupe-bench BENCHES=skynet REPS=3 ../shared/peers/run_all.sh
+ *
+ * If the peers were built in a copy elsewhere (e.g. /tmp/peers, so that no
+ * build output lands in the shared, read-only directory), give an absolute
+ * path, because that script changes into its own directory:
+ *
+ *   TROUPE_BENCH=$PWD/bench/troupe-bench BENCHES=skynet /tmp/peers/run_all.sh
+ *
+ * Alone:  bench/troupe-bench [options] <switch|spawn|skynet|all> [n]
+ * Options (they may also sit in TROUPE_BENCH, before the bench name):
+ *   --workers=N     worker threads (0 = one per CPU); default 1 for switch
+ *                   and spawn, one per CPU for skynet
+ *   --skynet=MODE   local:  every task spawns its children on its own worker
+ *                           (tr_spawn); the whole tree lives on one worker
+ *                   spread: the root's children (and, with more than 10
+ *                           workers, the next level too) go round robin to
+ *                           TR_WORKER(i), each subtree then stays local
+ *                           (default)
+ *                   balanced: like spread but with TR_WORKER_BALANCED
+ *   --stack=BYTES   task stack size for the runtime (0 = TR_STACK_DEFAULT)
+ *   --stats         skynet: count the tasks alive at once (one shared
+ *                   atomic, so it costs time) and print peak_live=
+ *
+ * Extra fields: variant= (skynet mode), peak_rss_kb= (getrusage of this
+ * process; run_all.sh adds its own max_rss_kb= from /usr/bin/time).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tr_error.h"
+#include "tr_runtime.h"
+#include "tr_time.h"
+
+/* ---- options and the result line ----------------------------------------- */
+
+enum skynet_mode { SKY_LOCAL, SKY_SPREAD, SKY_BALANCED };
+static const char *const skynet_mode_names[] = {"local", "spread", "balanced"};
+
+static struct {
+    int workers;          /* -1: the bench's default */
+    enum skynet_mode sky;
+    size_t stack;
+    int stats;
+} opt = {-1, SKY_SPREAD, 0, 0};
+
+static long peak_rss_kb(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return -1;
+    return ru.ru_maxrss; /* kilobytes on Linux */
+}
+
+static void report(const char *bench, uint64_t n, int64_t ns, int ok, int threads,
+                   const char *extra) {
+    double secs = (double)ns / 1e9;
+    if (secs <= 0)
+        secs = 1e-9;
+    printf("bench=%s impl=troupe n=%" PRIu64 " secs=%.6f ops_per_sec=%.0f ns_per_op=%.2f ok=%d "
+           "threads=%d%s%s peak_rss_kb=%ld\n",
+           bench, n, secs, (double)n / secs, secs * 1e9 / (double)n, ok ? 1 : 0, threads,
+           extra[0] ? " " : "", extra, peak_rss_kb());
+    fflush(stdout);
+}
+
+/* Creates the runtime, runs body(arg) as a task and frees the runtime.
+ * Returns the worker count, or -1 (after a message) on failure. */
+static int run_on_runtime(int default_workers, tr_task_fn body, void *arg) {
+    tr_runtime_opts ro;
+    memset(&ro, 0, sizeof ro);
+    ro.workers = opt.workers >= 0 ? opt.workers : default_workers;
+    ro.stack_size = opt.stack;
+    tr_runtime *rt = NULL;
+    int rc = tr_runtime_new(&rt, &ro);
+    if (rc != 0) {
+        fprintf(stderr, "troupe-bench: tr_runtime_new: %s\n", tr_strerror(rc));
+        return -1;
+    }
+    int workers = tr_runtime_workers(rt);
+    rc = tr_runtime_block_on(rt, body, arg, NULL);
+    tr_runtime_free(&rt);
+    if (rc != 0) {
+        fprintf(stderr, "troupe-bench: tr_runtime_block_on: %s\n", tr_strerror(rc));
+        return -1;
+    }
+    return workers;
+}
+
+/* ---- switch: two tasks on one worker yield to each other ------------------ */
+
+typedef struct {
+    uint64_t per[2];      /* yields each task makes */
+    int started;          /* both tasks are on the same worker: no atomics */
+    int last;             /* the task that ran last: strict alternation */
+    uint64_t repeats;     /* times a task found itself running twice in a row */
+    int err;              /* first error from tr_yield */
+    int worker[2];
+    int64_t t0, t1;
+} switch_state;
+
+typedef struct {
+    switch_state *s;
+    int me;
+} switch_arg;
+
+static void *switch_task(void *p) {
+    switch_arg *a = p;
+    switch_state *s = a->s;
+    int me = a->me;
+    s->worker[me] = tr_worker_current();
+    /* Start the clock only when both tasks exist, so that the loop times
+     * nothing but yields between the two. */
+    if (++s->started == 2)
+        s->t0 = tr_now();
+    while (s->started < 2) {
+        int rc = tr_yield();
+        if (rc != 0) {
+            s->err = rc;
+            return NULL;
+        }
+    }
+    for (uint64_t i = s->per[me]; i > 0; i--) {
+        if (s->last == me)
+            s->repeats++;
+        s->last = me;
+        int rc = tr_yield();
+        if (rc != 0) {
+            if (!s->err)
+                s->err = rc;
+            return NULL;
+        }
+    }
+    s->t1 = tr_now();
+    return (void *)(uintptr_t)(me + 1);
+}
+
+typedef struct {
+    uint64_t n;
+    int64_t ns;
+    int ok;
+    char extra[256]; /* extra k=v fields for the result line */
+} bench_out;
+
+/* Appends to the string in buf, truncating at cap. */
+static void append(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t cap, const char *fmt, ...) {
+    size_t len = strlen(buf);
+    if (len + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+static void *switch_body(void *p) {
+    bench_out *out = p;
+    switch_state s;
+    memset(&s, 0, sizeof s);
+    s.per[0] = out->n - out->n / 2;
+    s.per[1] = out->n / 2;
+    s.last = -1;
+    switch_arg args[2] = {{&s, 0}, {&s, 1}};
+    tr_task *t[2] = {NULL, NULL};
+    int ok = 1;
+    for (int i = 0; i < 2; i++) {
+        int rc = tr_spawn(&t[i], switch_task, &args[i]);
+        if (rc != 0) {
+            fprintf(stderr, "troupe-bench: switch: tr_spawn: %s\n", tr_strerror(rc));
+            ok = 0;
+            t[i] = NULL;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        void *r = NULL;
+        if (!t[i])
+            continue;
+        int rc = tr_task_join(t[i], &r);
+        if (rc != 0 || r != (void *)(uintptr_t)(i + 1)) {
+            fprintf(stderr, "troupe-bench: switch: task %d: join %s, result %p\n", i,
+                    tr_strerror(rc), r);
+            ok = 0;
+        }
+    }
+    if (s.err) {
+        fprintf(stderr, "troupe-bench: switch: tr_yield: %s\n", tr_strerror(s.err));
+        ok = 0;
+    }
+    if (s.worker[0] != s.worker[1]) {
+        fprintf(stderr, "troupe-bench: switch: tasks ran on workers %d and %d\n", s.worker[0],
+                s.worker[1]);
+        ok = 0;
+    }
+    if (s.repeats != 0) {
+        fprintf(stderr, "troupe-bench: switch: %" PRIu64 " yields did not switch tasks\n",
+                s.repeats);
+        ok = 0;
+    }
+    out->ns = s.t1 - s.t0;
+    out->ok = ok;
+    append(out->extra, sizeof out->extra, "repeats=%" PRIu64, s.repeats);
+    return NULL;
+}
+
+/* ---- spawn: spawn + join of an empty task ---------------------------------- */
+
+static void *empty_task(void *arg) { return arg; }
+
+static void *spawn_body(void *p) {
+    bench_out *out = p;
+    uint64_t bad = 0;
+    int err = 0;
+    int64_t t0 = tr_now();
+    for (uint64_t i = 0; i < out->n; i++) {
+        tr_task *t;
+        void *r = NULL;
+        void *want = (void *)(uintptr_t)(i + 1);
+        int rc = tr_spawn(&t, empty_task, want);
+        if (rc == 0)
+            rc = tr_task_join(t, &r);
+        if (rc != 0) {
+            err = rc;
+            break;
+        }
+        if (r != want)
+            bad++;
+    }
+    out->ns = tr_now() - t0;
+    if (err)
+        fprintf(stderr, "troupe-bench: spawn: %s\n", tr_strerror(err));
+    if (bad)
+        fprintf(stderr, "troupe-bench: spawn: %" PRIu64 " wrong results\n", bad);
+    out->ok = !err && !bad;
+    return NULL;
+}
+
+/* ---- skynet ------------------------------------------------------------------
+ * A node's argument packs its first leaf number and its level (log10 of the
+ * leaves under it) into one word: (num << 6) | level.  Results come back
+ * through the task's void * result.  On a 32-bit host the sum wraps, and the
+ * check compares the wrapped values.
+ */
+
+#define SKY_DIV 10
+#define SKY_LEVEL_BITS 6
+#define SKY_MAX_LEVEL 19
+
+static uintptr_t sky_pow10[SKY_MAX_LEVEL + 1];
+static unsigned sky_root_level;
+static int sky_spread_levels;   /* levels below the root that leave their worker */
+static int sky_workers;
+static atomic_int sky_err;      /* first spawn/join error */
+static atomic_long sky_live, sky_peak;
+#define SKY_STAT_WORKERS 16
+static atomic_long sky_leaves_on[SKY_STAT_WORKERS]; /* --stats: leaves run per worker */
+
+static void *skynet_node(void *arg);
+
+static inline void *sky_pack(uintptr_t num, unsigned level) {
+    return (void *)((num << SKY_LEVEL_BITS) | level);
+}
+
+/* --stats: tasks spawned and not yet returned, and the most at once. */
+static void sky_count_spawn(void) {
+    long now = atomic_fetch_add_explicit(&sky_live, 1, memory_order_relaxed) + 1;
+    long peak = atomic_load_explicit(&sky_peak, memory_order_relaxed);
+    while (now > peak && !atomic_compare_exchange_weak_explicit(
+                             &sky_peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+static int sky_spawn(tr_task **t, uintptr_t num, unsigned level, int depth) {
+    if (opt.stats)
+        sky_count_spawn();
+    if (depth < 0 || depth >= sky_spread_levels) /* the root (-1) and deep levels */
+        return tr_spawn(t, skynet_node, sky_pack(num, level));
+    tr_spawn_opts so;
+    memset(&so, 0, sizeof so);
+    if (opt.sky == SKY_BALANCED)
+        so.worker = TR_WORKER_BALANCED;
+    else /* this node's ordinal within its level, round robin */
+        so.worker = TR_WORKER((int)((num / sky_pow10[level]) % (uintptr_t)sky_workers));
+    return tr_spawn_ex(NULL, &so, t, skynet_node, sky_pack(num, level));
+}
+
+static void sky_fail(int rc) {
+    int zero = 0;
+    atomic_compare_exchange_strong(&sky_err, &zero, rc);
+}
+
+static void *skynet_node(void *arg) {
+    uintptr_t a = (uintptr_t)arg;
+    unsigned level = (unsigned)(a & ((1u << SKY_LEVEL_BITS) - 1));
+    uintptr_t num = a >> SKY_LEVEL_BITS;
+    if (level == 0) {
+        if (opt.stats) {
+            atomic_fetch_sub_explicit(&sky_live, 1, memory_order_relaxed);
+            int w = tr_worker_current();
+            if (w >= 0 && w < SKY_STAT_WORKERS)
+                atomic_fetch_add_explicit(&sky_leaves_on[w], 1, memory_order_relaxed);
+        }
+        return (void *)num;
+    }
+
+    /* How far below the root this node's children are (the root's
+     * children: 0); it decides whether they leave this worker. */
+    int depth = (int)(sky_root_level - level);
+
+    uintptr_t sub = sky_pow10[level - 1];
+    tr_task *kids[SKY_DIV];
+    int spawned = 0;
+    for (int i = 0; i < SKY_DIV; i++) {
+        int rc = sky_spawn(&kids[i], num + (uintptr_t)i * sub, level - 1, depth);
+        if (rc != 0) {
+            sky_fail(rc);
+            break;
+        }
+        spawned++;
+    }
+    uintptr_t sum = 0;
+    for (int i = 0; i < spawned; i++) {
+        void *r = NULL;
+        int rc = tr_task_join(kids[i], &r);
+        if (rc != 0) {
+            sky_fail(rc);
+            continue;
+        }
+        sum += (uintptr_t)r;
+    }
+    if (opt.stats)
+        atomic_fetch_sub_explicit(&sky_live, 1, memory_order_relaxed);
+    return (void *)sum;
+}
+
+static void *skynet_body(void *p) {
+    bench_out *out = p;
+    sky_workers = tr_runtime_workers(tr_runtime_current());
+    sky_root_level = 0;
+    for (uint64_t s = out->n; s > 1; s /= SKY_DIV)
+        sky_root_level++;
+    /* One spread level gives each worker a share of the root's 10 children;
+     * past 10 workers the next level (100 nodes) is spread as well. */
+    sky_spread_levels = 0;
+    if (opt.sky != SKY_LOCAL && sky_workers > 1)
+        sky_spread_levels = sky_workers <= SKY_DIV ? 1 : 2;
+
+    uint64_t n = out->n;
+    uint64_t want = n % 2 ? n * ((n - 1) / 2) : n / 2 * (n - 1);
+    tr_task *root = NULL;
+    void *r = NULL;
+    int64_t t0 = tr_now();
+    int rc = sky_spawn(&root, 0, sky_root_level, -1);
+    if (rc == 0)
+        rc = tr_task_join(root, &r);
+    out->ns = tr_now() - t0;
+
+    int ok = 1;
+    if (rc != 0) {
+        fprintf(stderr, "troupe-bench: skynet: root: %s\n", tr_strerror(rc));
+        ok = 0;
+    }
+    int err = atomic_load(&sky_err);
+    if (err != 0) {
+        fprintf(stderr, "troupe-bench: skynet: first failure: %s\n", tr_strerror(err));
+        ok = 0;
+    }
+    uintptr_t sum = (uintptr_t)r;
+    if (sum != (uintptr_t)want) {
+        fprintf(stderr, "troupe-bench: skynet: sum %" PRIuPTR ", want %" PRIu64 "\n", sum, want);
+        ok = 0;
+    }
+    out->ok = ok;
+    append(out->extra, sizeof out->extra, "variant=%s sum=%" PRIuPTR,
+           skynet_mode_names[opt.sky], sum);
+    if (opt.stats) {
+        append(out->extra, sizeof out->extra, " peak_live=%ld", atomic_load(&sky_peak));
+        for (int w = 0; w < sky_workers && w < SKY_STAT_WORKERS; w++)
+            append(out->extra, sizeof out->extra, "%s%ld", w ? "/" : " leaves_per_worker=",
+                   atomic_load(&sky_leaves_on[w]));
+    }
+    return NULL;
+}
+
+/* ---- the driver ----------------------------------------------------------------- */
+
+static const struct bench {
+    const char *name;
+    tr_task_fn body;
+    uint64_t default_n;
+    int default_workers; /* 0: one per CPU */
+} benches[] = {
+    {"switch", switch_body, 10000000, 1},
+    {"spawn", spawn_body, 1000000, 1},
+    {"skynet", skynet_body, 1000000, 0},
+};
+#define NBENCH (sizeof benches / sizeof benches[0])
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: troupe-bench [--workers=N] [--skynet=local|spread|balanced] [--stack=BYTES]\n"
+            "                    [--stats] <switch|spawn|skynet|all> [n]\n"
+            "Prints bench=NAME impl=troupe n=.. secs=.. ops_per_sec=.. ns_per_op=.. ok=.. "
+            "threads=..\n");
+}
+
+/* Runs one bench in this process: 0 when its check passed, 1 when it
+ * failed, 2 when it could not run. */
+static int run_bench(const struct bench *b, uint64_t n) {
+    bench_out out;
+    memset(&out, 0, sizeof out);
+    out.n = n;
+    int workers = run_on_runtime(b->default_workers, b->body, &out);
+    if (workers < 0)
+        return 2;
+    report(b->name, n, out.ns, out.ok, workers, out.extra);
+    return out.ok ? 0 : 1;
+}
+
+static int parse_u64(const char *s, uint64_t *out) {
+    char *end;
+    if (!*s || *s == '-')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *name = NULL, *nstr = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        uint64_t v;
+        if (strncmp(a, "--workers=", 10) == 0 && parse_u64(a + 10, &v) == 0 && v <= 4096) {
+            opt.workers = (int)v;
+        } else if (strcmp(a, "--skynet=local") == 0) {
+            opt.sky = SKY_LOCAL;
+        } else if (strcmp(a, "--skynet=spread") == 0) {
+            opt.sky = SKY_SPREAD;
+        } else if (strcmp(a, "--skynet=balanced") == 0) {
+            opt.sky = SKY_BALANCED;
+        } else if (strncmp(a, "--stack=", 8) == 0 && parse_u64(a + 8, &v) == 0 &&
+                   v <= (uint64_t)1 << 30) {
+            opt.stack = (size_t)v;
+        } else if (strcmp(a, "--stats") == 0) {
+            opt.stats = 1;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "troupe-bench: bad option %s\n", a);
+            usage(stderr);
+            return 2;
+        } else if (!name) {
+            name = a;
+        } else if (!nstr) {
+            nstr = a;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!name) {
+        usage(stderr);
+        return 2;
+    }
+
+    sky_pow10[0] = 1;
+    for (int l = 1; l <= SKY_MAX_LEVEL; l++)
+        sky_pow10[l] = sky_pow10[l - 1] * SKY_DIV; /* wraps on 32 bits; unused there */
+
+    if (strcmp(name, "all") == 0) {
+        if (nstr) {
+            fprintf(stderr, "troupe-bench: 'all' takes no n\n");
+            return 2;
+        }
+        /* A fresh process per bench, as run_all.sh does: the heap and the
+         * stack pool one bench leaves behind would colour the next. */
+        int status = 0;
+        for (size_t i = 0; i < NBENCH; i++) {
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid < 0) {
+                perror("troupe-bench: fork");
+                return 2;
+            }
+            if (pid == 0) {
+                int rc = run_bench(&benches[i], benches[i].default_n);
+                fflush(stdout);
+                _exit(rc);
+            }
+            int ws;
+            if (waitpid(pid, &ws, 0) < 0) {
+                perror("troupe-bench: waitpid");
+                return 2;
+            }
+            if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+                fprintf(stderr, "troupe-bench: %s failed (status 0x%x)\n", benches[i].name, ws);
+                status = 1;
+            }
+        }
+        return status;
+    }
+
+    const struct bench *b = NULL;
+    for (size_t i = 0; i < NBENCH; i++)
+        if (strcmp(name, benches[i].name) == 0)
+            b = &benches[i];
+    if (!b) {
+        fprintf(stderr, "troupe-bench: unknown bench '%s'\n", name);
+        usage(stderr);
+        return 2;
+    }
+    uint64_t n = b->default_n;
+    if (nstr && (parse_u64(nstr, &n) != 0 || n == 0)) {
+        fprintf(stderr, "troupe-bench: bad n '%s'\n", nstr);
+        return 2;
+    }
+    if (b->body == skynet_body) {
+        uint64_t p = 1;
+        while (p < n && p <= UINT64_MAX / SKY_DIV)
+            p *= SKY_DIV;
+        if (p != n || n > (uint64_t)(UINTPTR_MAX >> SKY_LEVEL_BITS)) {
+            fprintf(stderr, "troupe-bench: skynet needs n = a power of 10 (that fits a word)\n");
+            return 2;
+        }
+    }
+    return run_bench(b, n);
+}

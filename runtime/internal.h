@@ -1,0 +1,199 @@
+/* internal.h — what the runtime's own files share and nobody else sees.
+ *
+ * The structs here are private so that the public headers can stay opaque
+ * handles; channels and actors use only tr_wait.h.
+ */
+#ifndef TR_INTERNAL_H
+#define TR_INTERNAL_H
+
+#include "config.h" /* first: it defines _GNU_SOURCE */
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "context.h"
+#include "tr_runtime.h"
+#include "tr_wait.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TR_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define TR_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TR_TSAN 1
+#endif
+#endif
+
+#define TR_BUDGET 128          /* ready waits before a forced yield, as Tokio */
+#define TR_POLL_EVERY 61       /* task switches between two looks at the loop */
+#define TR_TASK_CACHE_MAX 1024 /* free task structs a worker keeps */
+#define TR_LIFO_MAX 3          /* LIFO-slot picks in a row, as Tokio */
+
+typedef struct tr_worker tr_worker;
+
+/* ---- cross-thread inject queue: a Treiber stack, drained all at once ---- */
+
+enum { TR_INJ_WAKE, TR_INJ_NEW, TR_INJ_POKE, TR_INJ_CALL };
+
+typedef struct tr_inode {
+    struct tr_inode *next;
+    int kind;
+} tr_inode;
+
+/* A function to run on a worker's own thread (signal watchers, shutdown). */
+typedef struct tr_injcall {
+    tr_inode node;
+    void (*fn)(tr_worker *w, struct tr_injcall *call);
+} tr_injcall;
+
+/* Pushes n for worker w; wakes w's loop on the empty-to-non-empty edge. */
+void tr__inject(tr_worker *w, tr_inode *n);
+
+/* ---- stacks ------------------------------------------------------------- */
+
+typedef struct tr_stack {
+    char *map;     /* start of the mapping: the guard page(s) */
+    char *lo;      /* lowest usable byte */
+    size_t size;   /* usable bytes, lo .. lo + size */
+    struct tr_stack *next_free; /* only while pooled (kept in the mapping) */
+} tr_stack;
+
+typedef struct tr_stack_pool {
+    tr_stack *free;
+    int count, max;
+} tr_stack_pool;
+
+int tr__stack_get(tr_stack_pool *pool, size_t size, tr_stack *out);
+void tr__stack_put(tr_stack_pool *pool, tr_stack *st);
+void tr__stack_pool_drain(tr_stack_pool *pool);
+size_t tr__page_size(void);
+/* Installs the SIGSEGV handler that names a task whose stack overflowed. */
+void tr__stack_overflow_init(void);
+/* Gives the calling thread an alternate signal stack (freed at exit). */
+void tr__stack_altstack_init(void);
+
+/* ---- sanitizer bookkeeping for one context ------------------------------ */
+
+typedef struct tr_san {
+    const void *bottom; /* ASan: stack bounds of the context */
+    size_t size;
+    void *fiber;        /* TSan: its fiber */
+} tr_san;
+
+/* ---- tasks -------------------------------------------------------------- */
+
+struct tr_task {
+    tr_ctx ctx;
+    tr_san san;
+    tr_worker *worker;
+    tr_task *next;              /* run queue */
+    tr_task *all_prev, *all_next; /* the worker's list of task structs */
+    tr_inode wake_node;         /* TR_INJ_WAKE / TR_INJ_NEW */
+    tr_inode poke_node;         /* TR_INJ_POKE: cancellation */
+    atomic_int poke_queued;
+    tr_stack stack;
+    tr_task_fn fn;
+    void *arg;
+    void *result;
+    atomic_int refs;            /* the handle, the running body, a queued poke */
+    atomic_bool cancelled;
+    tr_waiter *waiter;          /* set while parked; worker thread only */
+    int budget;
+    tr_spin lock;               /* guards done and joiners */
+    bool done;
+    tr_waitq joiners;
+    uint64_t id;
+    char name[32];
+};
+
+/* ---- workers ------------------------------------------------------------ */
+
+struct tr_worker {
+    tr_runtime *rt;
+    int id;
+    pthread_t thread;
+    struct ev_loop *loop;
+    ev_async async;
+    _Atomic(tr_inode *) inject;
+    tr_ctx sched_ctx;
+    tr_san sched_san;
+    tr_task *current;           /* running task; NULL in the scheduler */
+    tr_task *runq_head, *runq_tail;
+    tr_task *lifo;              /* runs next: the task last woken by a task */
+    int lifo_streak;
+    tr_task *zombie;            /* returned; its stack goes back after the switch */
+    unsigned ticks;
+    atomic_long live;           /* tasks spawned here and not yet returned */
+    tr_stack_pool pool;
+    tr_task *task_cache;
+    int task_cache_n;
+    tr_spin all_lock;
+    tr_task *all;               /* every task struct of this worker */
+    tr_injcall stop_call;
+};
+
+struct tr_runtime {
+    int nworkers;
+    tr_worker *workers;
+    size_t stack_size;
+    int blocking_max;
+    atomic_long live;           /* tasks alive in the whole runtime */
+    atomic_bool stopping;       /* shutdown started: cancel everything */
+    atomic_bool exiting;        /* every task is gone: workers leave */
+    bool joined;
+    atomic_uint rr;             /* round robin for balancing ties */
+    pthread_mutex_t idle_mu;    /* shutdown waits here for live == 0 */
+    pthread_cond_t idle_cv;
+    pthread_mutex_t pool_mu;    /* the shared stack pool */
+    tr_stack_pool pool;
+    struct tr_blocking_pool *blocking;
+    struct tr_signal_hub *signals;
+};
+
+/* The worker whose thread this is, NULL on a plain thread. */
+extern __thread tr_worker *tr__tls_worker;
+
+static inline tr_task *tr__current(void) {
+    tr_worker *w = tr__tls_worker;
+    return w ? w->current : NULL;
+}
+
+/* Suspends the current task until something schedules it again. */
+void tr__suspend(void);
+/* Makes t runnable on its worker, from any thread. */
+void tr__schedule(tr_task *t);
+/* Puts a new task first in the run queue (its worker's thread only). */
+void tr__schedule_front(tr_task *t);
+/* Leaves the returned task self for good (never returns). */
+void tr__switch_exit(tr_task *self) __attribute__((noreturn));
+/* What a new context calls first: runs the task's body. */
+void tr__task_entry(void *arg);
+/* Runs the worker's scheduler loop on this thread until the runtime exits. */
+void *tr__worker_main(void *arg);
+int tr__worker_init(tr_runtime *rt, tr_worker *w, int id);
+void tr__worker_destroy(tr_worker *w);
+/* Adds a new task to its worker (on that worker's thread). */
+void tr__worker_adopt(tr_worker *w, tr_task *t);
+/* Sets t's cancel flag's effect on its current wait (worker thread only). */
+void tr__task_poke(tr_task *t);
+/* Drops one reference; frees t at zero. */
+void tr__task_release(tr_task *t);
+/* A task's body returned: wake joiners, go away (never returns). */
+void tr__task_exit(tr_task *t) __attribute__((noreturn));
+/* A task of rt returned (or a spawn was undone): counts it out and wakes
+ * a shutdown waiting for the last one. */
+void tr__runtime_task_gone(tr_runtime *rt);
+/* The runtime's blocking pool and signal hub (may be NULL), torn down. */
+void tr__blocking_free(tr_runtime *rt);
+void tr__signals_free(tr_runtime *rt);
+
+#endif

@@ -1,0 +1,183 @@
+/* runtime.c — creating, running, stopping and freeing a runtime.
+ *
+ * Shutdown is cooperative: every live task is cancelled, so each of its
+ * waits returns TR_ECANCELED and it unwinds through its own return paths,
+ * releasing what it owns.  The runtime counts live tasks across all
+ * workers; the workers are told to leave only when that count reaches
+ * zero, so no task is ever abandoned on a stack nobody will resume.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+
+void tr__runtime_task_gone(tr_runtime *rt) {
+    if (atomic_fetch_sub_explicit(&rt->live, 1, memory_order_acq_rel) == 1 &&
+        atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
+        pthread_mutex_lock(&rt->idle_mu);
+        pthread_cond_broadcast(&rt->idle_cv);
+        pthread_mutex_unlock(&rt->idle_mu);
+    }
+}
+
+static int cpu_count(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int tr_runtime_new(tr_runtime **out, const tr_runtime_opts *opts) {
+    if (!out)
+        return TR_EINVAL;
+    *out = NULL;
+    tr_runtime_opts o = {0};
+    if (opts)
+        o = *opts;
+    if (o.workers < 0 || o.blocking_max < 0 || (o.stack_size && o.stack_size < TR_STACK_MIN))
+        return TR_EINVAL;
+    if (o.workers == 0)
+        o.workers = cpu_count();
+    if (o.workers > 1024)
+        return TR_EINVAL;
+    tr_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return TR_ENOMEM;
+    rt->nworkers = o.workers;
+    rt->stack_size = o.stack_size ? o.stack_size : TR_STACK_DEFAULT;
+    rt->blocking_max = o.blocking_max ? o.blocking_max : 64;
+    rt->pool.max = 256;
+    pthread_mutex_init(&rt->pool_mu, NULL);
+    pthread_mutex_init(&rt->idle_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&rt->idle_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    rt->workers = calloc((size_t)o.workers, sizeof *rt->workers);
+    if (!rt->workers)
+        goto fail;
+    tr__stack_overflow_init();
+    int started = 0;
+    for (int i = 0; i < o.workers; i++)
+        if (tr__worker_init(rt, &rt->workers[i], i) != 0)
+            goto fail_workers;
+    for (; started < o.workers; started++)
+        if (pthread_create(&rt->workers[started].thread, NULL, tr__worker_main,
+                           &rt->workers[started]) != 0)
+            goto fail_threads;
+    *out = rt;
+    return 0;
+
+fail_threads:
+    atomic_store(&rt->exiting, true);
+    for (int i = 0; i < started; i++) {
+        ev_async_send(rt->workers[i].loop, &rt->workers[i].async);
+        pthread_join(rt->workers[i].thread, NULL);
+    }
+fail_workers:
+    for (int i = 0; i < o.workers; i++)
+        tr__worker_destroy(&rt->workers[i]);
+fail:
+    free(rt->workers);
+    pthread_mutex_destroy(&rt->pool_mu);
+    pthread_mutex_destroy(&rt->idle_mu);
+    pthread_cond_destroy(&rt->idle_cv);
+    free(rt);
+    return TR_ENOMEM;
+}
+
+int tr_runtime_workers(const tr_runtime *rt) { return rt ? rt->nworkers : 0; }
+
+tr_runtime *tr_runtime_current(void) {
+    tr_worker *w = tr__tls_worker;
+    return w ? w->rt : NULL;
+}
+
+int tr_worker_current(void) {
+    tr_worker *w = tr__tls_worker;
+    return w ? w->id : -1;
+}
+
+int tr_runtime_block_on(tr_runtime *rt, tr_task_fn fn, void *arg, void **result) {
+    if (!rt || !fn)
+        return TR_EINVAL;
+    if (tr__tls_worker)
+        return TR_EPERM; /* a worker thread blocked here would stall its tasks */
+    tr_spawn_opts o = {.worker = TR_WORKER_BALANCED, .name = "main"};
+    tr_task *t;
+    int rc = tr_spawn_ex(rt, &o, &t, fn, arg);
+    if (rc)
+        return rc;
+    return tr_task_join(t, result);
+}
+
+/* On each worker's own thread: cancel every task it has. */
+static void cancel_all(tr_worker *w, tr_injcall *call) {
+    (void)call;
+    /* Under the lock: a joiner on another thread may free a returned task
+     * meanwhile.  A poke only pushes onto this worker's own run queue. */
+    tr_spin_lock(&w->all_lock);
+    for (tr_task *t = w->all; t; t = t->all_next) {
+        atomic_store_explicit(&t->cancelled, true, memory_order_release);
+        tr__task_poke(t);
+    }
+    tr_spin_unlock(&w->all_lock);
+}
+
+int tr_runtime_shutdown(tr_runtime *rt, int64_t deadline) {
+    if (!rt)
+        return TR_EINVAL;
+    if (tr__tls_worker && tr__tls_worker->rt == rt)
+        return TR_EPERM;
+    if (rt->joined)
+        return 0;
+    if (!atomic_exchange(&rt->stopping, true)) {
+        for (int i = 0; i < rt->nworkers; i++) {
+            tr_worker *w = &rt->workers[i];
+            w->stop_call.node.kind = TR_INJ_CALL;
+            w->stop_call.fn = cancel_all;
+            tr__inject(w, &w->stop_call.node);
+        }
+    }
+    pthread_mutex_lock(&rt->idle_mu);
+    while (atomic_load_explicit(&rt->live, memory_order_acquire) != 0) {
+        if (deadline == TR_NEVER) {
+            pthread_cond_wait(&rt->idle_cv, &rt->idle_mu);
+            continue;
+        }
+        if (tr_now() >= deadline) {
+            pthread_mutex_unlock(&rt->idle_mu);
+            return TR_ETIMEDOUT;
+        }
+        struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+        pthread_cond_timedwait(&rt->idle_cv, &rt->idle_mu, &ts);
+    }
+    pthread_mutex_unlock(&rt->idle_mu);
+    atomic_store_explicit(&rt->exiting, true, memory_order_release);
+    for (int i = 0; i < rt->nworkers; i++)
+        ev_async_send(rt->workers[i].loop, &rt->workers[i].async);
+    for (int i = 0; i < rt->nworkers; i++)
+        pthread_join(rt->workers[i].thread, NULL);
+    rt->joined = true;
+    return 0;
+}
+
+void tr_runtime_free(tr_runtime **prt) {
+    if (!prt || !*prt)
+        return;
+    tr_runtime *rt = *prt;
+    tr_runtime_shutdown(rt, TR_NEVER);
+    tr__blocking_free(rt);
+    tr__signals_free(rt);
+    for (int i = 0; i < rt->nworkers; i++)
+        tr__worker_destroy(&rt->workers[i]);
+    tr__stack_pool_drain(&rt->pool);
+    free(rt->workers);
+    pthread_mutex_destroy(&rt->pool_mu);
+    pthread_mutex_destroy(&rt->idle_mu);
+    pthread_cond_destroy(&rt->idle_cv);
+    free(rt);
+    *prt = NULL;
+}

@@ -1,0 +1,313 @@
+/* task.c — spawning, joining, detaching and cancelling tasks.
+ *
+ * A task struct is shared by up to three owners, counted in refs: the
+ * handle the spawner holds (until join or detach), the running body (until
+ * its stack is reaped after it returns), and a cancellation poke in flight
+ * to its worker.  Whoever drops the last reference frees it, back into its
+ * worker's cache when that happens on the worker's own thread.
+ *
+ * The stack is taken at spawn time, not at first run, so that running out
+ * of stacks is an error the spawner sees (TR_ENOMEM) rather than a task
+ * that can never start.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+#if TR_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+#if TR_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+static atomic_ullong next_id = 1;
+
+static tr_worker *pick_worker(tr_runtime *rt, int where) {
+    tr_worker *self = tr__tls_worker;
+    if (where >= 1)
+        return &rt->workers[where - 1];
+    if (where == TR_WORKER_DEFAULT && self && self->rt == rt)
+        return self;
+    /* Balanced: the fewest live tasks, ties broken round robin. */
+    unsigned start = atomic_fetch_add_explicit(&rt->rr, 1, memory_order_relaxed);
+    tr_worker *best = NULL;
+    long best_live = 0;
+    for (int i = 0; i < rt->nworkers; i++) {
+        tr_worker *w = &rt->workers[(start + (unsigned)i) % (unsigned)rt->nworkers];
+        long live = atomic_load_explicit(&w->live, memory_order_relaxed);
+        if (!best || live < best_live) {
+            best = w;
+            best_live = live;
+        }
+    }
+    return best;
+}
+
+static tr_task *task_alloc(tr_worker *w) {
+    tr_task *t;
+    if (tr__tls_worker == w && w->task_cache) {
+        t = w->task_cache;
+        w->task_cache = t->next;
+        w->task_cache_n--;
+    } else {
+        t = malloc(sizeof *t);
+        if (!t)
+            return NULL;
+    }
+    memset(t, 0, sizeof *t);
+    return t;
+}
+
+static void task_free(tr_task *t) {
+    tr_worker *w = t->worker;
+    tr_spin_lock(&w->all_lock);
+    if (t->all_prev)
+        t->all_prev->all_next = t->all_next;
+    else
+        w->all = t->all_next;
+    if (t->all_next)
+        t->all_next->all_prev = t->all_prev;
+    tr_spin_unlock(&w->all_lock);
+    if (tr__tls_worker == w && w->task_cache_n < TR_TASK_CACHE_MAX) {
+        t->next = w->task_cache;
+        w->task_cache = t;
+        w->task_cache_n++;
+    } else {
+        free(t);
+    }
+}
+
+void tr__task_release(tr_task *t) {
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+        task_free(t);
+}
+
+void tr__worker_adopt(tr_worker *w, tr_task *t) {
+    t->wake_node.kind = TR_INJ_WAKE; /* from now on the node carries wakes */
+    tr_spin_lock(&w->all_lock);
+    t->all_prev = NULL;
+    t->all_next = w->all;
+    if (w->all)
+        w->all->all_prev = t;
+    w->all = t;
+    tr_spin_unlock(&w->all_lock);
+    if (atomic_load_explicit(&w->rt->stopping, memory_order_acquire))
+        atomic_store_explicit(&t->cancelled, true, memory_order_relaxed);
+    tr__schedule_front(t);
+}
+
+int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_task_fn fn,
+                void *arg) {
+    if (out)
+        *out = NULL;
+    if (!fn)
+        return TR_EINVAL;
+    if (!rt)
+        rt = tr_runtime_current();
+    if (!rt)
+        return TR_EINVAL;
+    int where = opts ? opts->worker : TR_WORKER_DEFAULT;
+    if (where > rt->nworkers || where < TR_WORKER_BALANCED)
+        return TR_EINVAL;
+    size_t stack_size = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
+    if (stack_size < TR_STACK_MIN)
+        return TR_EINVAL;
+
+    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
+        tr__runtime_task_gone(rt);
+        return TR_ESHUTDOWN;
+    }
+    tr_worker *w = pick_worker(rt, where);
+    tr_task *t = task_alloc(w);
+    if (!t) {
+        tr__runtime_task_gone(rt);
+        return TR_ENOMEM;
+    }
+    int rc;
+    if (tr__tls_worker == w) {
+        rc = tr__stack_get(&w->pool, stack_size, &t->stack);
+    } else {
+        pthread_mutex_lock(&rt->pool_mu);
+        rc = tr__stack_get(&rt->pool, stack_size, &t->stack);
+        pthread_mutex_unlock(&rt->pool_mu);
+    }
+    if (rc != 0) {
+        free(t);
+        tr__runtime_task_gone(rt);
+        return rc;
+    }
+#if TR_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(t->stack.lo, t->stack.size); /* a reused stack */
+    t->san.bottom = t->stack.lo;
+    t->san.size = t->stack.size;
+#endif
+#if TR_TSAN
+    t->san.fiber = __tsan_create_fiber(0);
+#endif
+    t->worker = w;
+    t->fn = fn;
+    t->arg = arg;
+    t->budget = TR_BUDGET;
+    t->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    if (opts && opts->name)
+        snprintf(t->name, sizeof t->name, "%s", opts->name);
+    t->wake_node.kind = TR_INJ_WAKE;
+    t->poke_node.kind = TR_INJ_POKE;
+    tr_spin_init(&t->lock);
+    tr_waitq_init(&t->joiners);
+    atomic_init(&t->refs, out ? 2 : 1);
+    atomic_init(&t->cancelled, false);
+    atomic_init(&t->poke_queued, 0);
+    tr__ctx_make(&t->ctx, t->stack.lo, t->stack.size, tr__task_entry, t);
+    atomic_fetch_add_explicit(&w->live, 1, memory_order_relaxed);
+    if (out)
+        *out = t;
+    if (tr__tls_worker == w) {
+        tr__worker_adopt(w, t);
+    } else {
+        t->wake_node.kind = TR_INJ_NEW;
+        tr__inject(w, &t->wake_node);
+    }
+    return 0;
+}
+
+int tr_spawn(tr_task **out, tr_task_fn fn, void *arg) {
+    return tr_spawn_ex(NULL, NULL, out, fn, arg);
+}
+
+void tr__task_exit(tr_task *t) {
+    tr_worker *w = t->worker;
+    tr_wait *woken = NULL, *e;
+    tr_spin_lock(&t->lock);
+    t->done = true;
+    while ((e = tr_waitq_claim_next(&t->joiners)) != NULL) {
+        e->next = woken; /* unlinked now: reuse the link for our own list */
+        woken = e;
+    }
+    tr_spin_unlock(&t->lock);
+    while (woken) {
+        e = woken;
+        woken = e->next;
+        tr_waiter_wake(e->waiter);
+    }
+    atomic_fetch_sub_explicit(&w->live, 1, memory_order_relaxed);
+    tr__runtime_task_gone(w->rt);
+    tr__switch_exit(t);
+}
+
+int tr_task_join_until(tr_task *t, void **result, int64_t deadline) {
+    if (!t)
+        return TR_EINVAL;
+    if (t == tr__current())
+        return TR_EDEADLK;
+    int rc = tr_wait_enter();
+    if (rc)
+        return rc;
+    tr_spin_lock(&t->lock);
+    if (!t->done) {
+        tr_waiter w;
+        tr_wait e;
+        tr_waiter_init(&w);
+        tr_wait_init(&e, &w, NULL);
+        tr_waitq_push(&t->joiners, &e);
+        rc = tr_waiter_park(&w, &t->lock, deadline);
+        if (rc != 0) {
+            tr_spin_lock(&t->lock);
+            if (e.linked)
+                tr_waitq_remove(&t->joiners, &e);
+            tr_spin_unlock(&t->lock);
+            return rc;
+        }
+    } else {
+        tr_spin_unlock(&t->lock);
+    }
+    if (result)
+        *result = t->result;
+    tr__task_release(t);
+    return 0;
+}
+
+int tr_task_join(tr_task *t, void **result) { return tr_task_join_until(t, result, TR_NEVER); }
+
+void tr_task_detach(tr_task *t) {
+    if (t)
+        tr__task_release(t);
+}
+
+void tr__task_poke(tr_task *t) {
+    tr_waiter *w = t->waiter;
+    if (!w)
+        return;
+    int expect = TR_WAITER_WAITING;
+    if (atomic_compare_exchange_strong_explicit(&w->state, &expect, TR_WAITER_CANCELED,
+                                                memory_order_acq_rel, memory_order_acquire))
+        tr__schedule(t);
+}
+
+int tr_task_cancel(tr_task *t) {
+    if (!t)
+        return TR_EINVAL;
+    atomic_store_explicit(&t->cancelled, true, memory_order_release);
+    if (atomic_exchange_explicit(&t->poke_queued, 1, memory_order_acq_rel))
+        return 0; /* a poke is on its way already */
+    if (tr__tls_worker == t->worker) {
+        atomic_store_explicit(&t->poke_queued, 0, memory_order_relaxed);
+        tr__task_poke(t);
+        return 0;
+    }
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    tr__inject(t->worker, &t->poke_node);
+    return 0;
+}
+
+tr_task *tr_task_self(void) { return tr__current(); }
+
+int tr_task_cancelled(void) {
+    tr_task *t = tr__current();
+    return t && atomic_load_explicit(&t->cancelled, memory_order_acquire);
+}
+
+uint64_t tr_task_id(const tr_task *t) { return t ? t->id : 0; }
+const char *tr_task_name(const tr_task *t) { return t ? t->name : ""; }
+
+int tr_yield(void) {
+    tr_task *self = tr__current();
+    if (!self) {
+        sched_yield();
+        return 0;
+    }
+    if (atomic_load_explicit(&self->cancelled, memory_order_relaxed))
+        return TR_ECANCELED;
+    self->budget = TR_BUDGET;
+    tr__schedule(self);
+    tr__suspend();
+    return 0;
+}
+
+int tr_wait_enter(void) {
+    tr_task *t = tr__current();
+    if (!t)
+        return 0;
+    if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
+        return TR_ECANCELED;
+    if (--t->budget <= 0)
+        return tr_yield();
+    return 0;
+}
+
+int tr_sleep_until(int64_t deadline) {
+    int rc = tr_wait_enter();
+    if (rc)
+        return rc;
+    tr_waiter w;
+    tr_waiter_init(&w);
+    rc = tr_waiter_park(&w, NULL, deadline);
+    return rc == TR_ETIMEDOUT ? 0 : rc;
+}
+
+int tr_sleep_ms(int64_t ms) { return tr_sleep_until(tr_after_ms(ms)); }

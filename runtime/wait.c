@@ -1,0 +1,157 @@
+/* wait.c — parking and waking, for tasks and for plain threads.
+ *
+ * A parked task is simply not in any run queue; waking it means putting it
+ * back in its worker's.  A parked plain thread sleeps on a futex word in its
+ * waiter.  Deadlines of tasks are libev timers in the worker's loop, so a
+ * thousand sleeping tasks cost a thousand heap entries and no thread.
+ *
+ * libev timers count from the loop's cached clock, which may lag tr_now()
+ * by a little; a timer that fires before the deadline re-arms itself for
+ * the rest, so a wait never returns TR_ETIMEDOUT early.
+ */
+#include "internal.h"
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+
+void tr_spin_lock_slow(tr_spin *s) {
+    for (unsigned spins = 0;; spins++) {
+        if (!atomic_load_explicit(&s->locked, memory_order_relaxed) &&
+            !atomic_exchange_explicit(&s->locked, 1, memory_order_acquire))
+            return;
+        if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#elif defined(__aarch64__)
+            __asm__ __volatile__("yield");
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+void tr_waiter_init(tr_waiter *w) {
+    w->task = tr__current();
+    atomic_init(&w->state, TR_WAITER_WAITING);
+    atomic_init(&w->woken, 0);
+    w->winner = NULL;
+    w->timer = NULL;
+}
+
+static void futex_wait(atomic_int *word, int expect, const struct timespec *rel) {
+    syscall(SYS_futex, (int *)word, FUTEX_WAIT_PRIVATE, expect, rel, NULL, 0);
+}
+
+static void futex_wake(atomic_int *word) {
+    syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void tr_waiter_wake(tr_waiter *w) {
+    if (w->task) {
+        tr__schedule(w->task);
+    } else {
+        atomic_store_explicit(&w->woken, 1, memory_order_release);
+        futex_wake(&w->woken); /* harmless if the waiter has already gone */
+    }
+}
+
+static bool settle(tr_waiter *w, int state) {
+    int expect = TR_WAITER_WAITING;
+    return atomic_compare_exchange_strong_explicit(&w->state, &expect, state,
+                                                   memory_order_acq_rel, memory_order_acquire);
+}
+
+static int outcome(tr_waiter *w) {
+    switch (atomic_load_explicit(&w->state, memory_order_acquire)) {
+    case TR_WAITER_CLAIMED: return 0;
+    case TR_WAITER_TIMEDOUT: return TR_ETIMEDOUT;
+    default: return TR_ECANCELED;
+    }
+}
+
+/* ---- tasks ------------------------------------------------------------------- */
+
+typedef struct deadline_timer {
+    ev_timer ev;
+    tr_waiter *w;
+    int64_t deadline;
+} deadline_timer;
+
+static void on_deadline(struct ev_loop *loop, ev_timer *ev, int revents) {
+    (void)revents;
+    deadline_timer *dt = (deadline_timer *)ev;
+    int64_t left = dt->deadline - tr_now();
+    if (left > 0) { /* the loop's clock lagged: wait out the rest */
+        ev_timer_set(ev, (double)left / 1e9, 0.);
+        ev_timer_start(loop, ev);
+        return;
+    }
+    if (settle(dt->w, TR_WAITER_TIMEDOUT))
+        tr__schedule(dt->w->task);
+}
+
+static int park_task(tr_waiter *w, tr_task *t, int64_t deadline) {
+    t->budget = TR_BUDGET;
+    if (atomic_load_explicit(&t->cancelled, memory_order_acquire) &&
+        settle(w, TR_WAITER_CANCELED))
+        return TR_ECANCELED;
+    deadline_timer dt;
+    bool timed = false;
+    if (deadline != TR_NEVER && atomic_load_explicit(&w->state, memory_order_relaxed) ==
+                                    TR_WAITER_WAITING) {
+        int64_t left = deadline - tr_now();
+        if (left <= 0) {
+            if (settle(w, TR_WAITER_TIMEDOUT))
+                return TR_ETIMEDOUT;
+        } else {
+            ev_timer_init(&dt.ev, on_deadline, (double)left / 1e9, 0.);
+            dt.w = w;
+            dt.deadline = deadline;
+            ev_timer_start(t->worker->loop, &dt.ev);
+            timed = true;
+        }
+    }
+    /* Claimed already or not, we leave the CPU: a claimer's wake puts us
+     * back in the run queue, possibly before we even switch away. */
+    t->waiter = w;
+    tr__suspend();
+    t->waiter = NULL;
+    if (timed)
+        ev_timer_stop(t->worker->loop, &dt.ev);
+    return outcome(w);
+}
+
+/* ---- plain threads ------------------------------------------------------------ */
+
+static int park_thread(tr_waiter *w, int64_t deadline) {
+    for (;;) {
+        if (atomic_load_explicit(&w->woken, memory_order_acquire))
+            return outcome(w);
+        if (deadline == TR_NEVER) {
+            futex_wait(&w->woken, 0, NULL);
+            continue;
+        }
+        int64_t left = deadline - tr_now();
+        if (left <= 0) {
+            if (settle(w, TR_WAITER_TIMEDOUT))
+                return TR_ETIMEDOUT;
+            deadline = TR_NEVER; /* claimed meanwhile: the wake is coming */
+            continue;
+        }
+        struct timespec rel = {.tv_sec = left / 1000000000, .tv_nsec = left % 1000000000};
+        futex_wait(&w->woken, 0, &rel);
+    }
+}
+
+int tr_waiter_park(tr_waiter *w, tr_spin *lock, int64_t deadline) {
+    if (lock)
+        tr_spin_unlock(lock);
+    if (w->task)
+        return park_task(w, w->task, deadline);
+    return park_thread(w, deadline);
+}

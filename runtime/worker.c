@@ -1,0 +1,320 @@
+/* worker.c — one OS thread, one libev loop, one run queue.
+ *
+ * The scheduler is deliberately small.  Each worker owns a FIFO run queue
+ * that only its own thread touches, so pushing and popping cost a few
+ * pointer writes.  Other threads hand work over through the inject queue:
+ * a Treiber stack that they push with one CAS and that the worker empties
+ * with one exchange; ev_async wakes the loop only when a push finds the
+ * stack empty, so a burst of cross-thread wakes costs one syscall.
+ *
+ * A task that suspends switches straight to the next runnable task rather
+ * than through the scheduler context, which halves the switches on the hot
+ * path.  The scheduler context (the thread's own stack) runs only when the
+ * run queue is empty, where it sleeps in ev_run until a timer, an fd, a
+ * signal or an inject wakes it, and every TR_POLL_EVERY switches, so that
+ * timers and fds are looked at even while tasks keep each other busy.
+ *
+ * Spawned tasks go to the front of the queue and wakes to the back: a
+ * parent that spawns children and then joins them runs its tree depth
+ * first, so a million-task tree needs stacks for one path, not one level.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+
+#if TR_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if TR_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+__thread tr_worker *tr__tls_worker;
+
+/* ---- run queue (worker thread only) ----------------------------------- */
+
+static void runq_push_back(tr_worker *w, tr_task *t) {
+    t->next = NULL;
+    if (w->runq_tail)
+        w->runq_tail->next = t;
+    else
+        w->runq_head = t;
+    w->runq_tail = t;
+}
+
+static void runq_push_front(tr_worker *w, tr_task *t) {
+    t->next = w->runq_head;
+    w->runq_head = t;
+    if (!w->runq_tail)
+        w->runq_tail = t;
+}
+
+/* The next task from the queue proper, not the LIFO slot. */
+static tr_task *runq_pop(tr_worker *w) {
+    tr_task *t = w->runq_head;
+    if (t) {
+        w->runq_head = t->next;
+        if (!w->runq_head)
+            w->runq_tail = NULL;
+    }
+    return t;
+}
+
+/* ---- inject queue ----------------------------------------------------------- */
+
+void tr__inject(tr_worker *w, tr_inode *n) {
+    tr_inode *old = atomic_load_explicit(&w->inject, memory_order_relaxed);
+    do {
+        n->next = old;
+    } while (!atomic_compare_exchange_weak_explicit(&w->inject, &old, n, memory_order_release,
+                                                    memory_order_relaxed));
+    if (old == NULL)
+        ev_async_send(w->loop, &w->async);
+}
+
+static void drain_inject(tr_worker *w) {
+    if (!atomic_load_explicit(&w->inject, memory_order_relaxed))
+        return;
+    tr_inode *n = atomic_exchange_explicit(&w->inject, NULL, memory_order_acquire);
+    tr_inode *fifo = NULL; /* the stack holds newest first: reverse it */
+    while (n) {
+        tr_inode *next = n->next;
+        n->next = fifo;
+        fifo = n;
+        n = next;
+    }
+    while (fifo) {
+        n = fifo;
+        fifo = n->next;
+        switch (n->kind) {
+        case TR_INJ_WAKE:
+            runq_push_back(w, (tr_task *)((char *)n - offsetof(tr_task, wake_node)));
+            break;
+        case TR_INJ_NEW:
+            tr__worker_adopt(w, (tr_task *)((char *)n - offsetof(tr_task, wake_node)));
+            break;
+        case TR_INJ_POKE: {
+            tr_task *t = (tr_task *)((char *)n - offsetof(tr_task, poke_node));
+            atomic_store_explicit(&t->poke_queued, 0, memory_order_relaxed);
+            tr__task_poke(t);
+            tr__task_release(t);
+            break;
+        }
+        case TR_INJ_CALL: {
+            tr_injcall *c = (tr_injcall *)n;
+            c->fn(w, c);
+            break;
+        }
+        }
+    }
+}
+
+/* ---- switching -------------------------------------------------------------- */
+
+static inline void switch_ctx(tr_ctx *from, tr_ctx *to, const tr_san *to_san, bool from_dies) {
+#if TR_ASAN
+    void *fake = NULL;
+    __sanitizer_start_switch_fiber(from_dies ? NULL : &fake, to_san->bottom, to_san->size);
+#endif
+#if TR_TSAN
+    __tsan_switch_to_fiber(to_san->fiber, 0);
+#endif
+    (void)to_san;
+    (void)from_dies;
+    tr__ctx_switch(from, to);
+#if TR_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+}
+
+/* Gives the stack of the task that just returned back to the pool; it could
+ * not do so itself while running on it. */
+static void reap(tr_worker *w) {
+    tr_task *t = w->zombie;
+    if (!t)
+        return;
+    w->zombie = NULL;
+    tr__stack_put(&w->pool, &t->stack);
+    t->stack.map = NULL;
+#if TR_TSAN
+    __tsan_destroy_fiber(t->san.fiber);
+    t->san.fiber = NULL;
+#endif
+    tr__task_release(t);
+}
+
+/* The LIFO slot first, unless it has been taken TR_LIFO_MAX times in a row
+ * (two tasks waking each other would starve the rest), then the queue. */
+static tr_task *runq_next(tr_worker *w) {
+    tr_task *t = w->lifo;
+    if (t && w->lifo_streak < TR_LIFO_MAX) {
+        w->lifo = NULL;
+        w->lifo_streak++;
+        return t;
+    }
+    w->lifo_streak = 0;
+    t = runq_pop(w);
+    if (!t && w->lifo) {
+        t = w->lifo;
+        w->lifo = NULL;
+    }
+    return t;
+}
+
+/* The next task to run, or NULL to go through the scheduler (nothing
+ * runnable, or time to look at the loop). */
+static tr_task *pick_next(tr_worker *w) {
+    if (++w->ticks % TR_POLL_EVERY == 0)
+        return NULL;
+    tr_task *t = runq_next(w);
+    if (!t) {
+        drain_inject(w);
+        t = runq_next(w);
+    }
+    return t;
+}
+
+static void switch_away(tr_worker *w, tr_task *from, tr_task *next, bool from_dies) {
+    if (next) {
+        w->current = next;
+        switch_ctx(&from->ctx, &next->ctx, &next->san, from_dies);
+    } else {
+        w->current = NULL;
+        switch_ctx(&from->ctx, &w->sched_ctx, &w->sched_san, from_dies);
+    }
+    /* Back in `from`, on the same worker: tasks never migrate. */
+    reap(w);
+}
+
+void tr__suspend(void) {
+    tr_worker *w = tr__tls_worker;
+    tr_task *self = w->current;
+    tr_task *next = pick_next(w);
+    if (next == self)
+        return; /* woken while we looked for the next task */
+    switch_away(w, self, next, false);
+}
+
+void tr__switch_exit(tr_task *self) {
+    tr_worker *w = tr__tls_worker;
+    w->zombie = self;
+    switch_away(w, self, pick_next(w), true);
+    abort(); /* a returned task is never resumed */
+}
+
+void tr__schedule(tr_task *t) {
+    tr_worker *w = t->worker;
+    if (tr__tls_worker != w) {
+        tr__inject(w, &t->wake_node);
+    } else if (w->current && w->current != t) {
+        /* Woken by a task of this worker: run it next, while what the waker
+         * just wrote is still in cache (Go's runnext, Tokio's LIFO slot).
+         * It also keeps a joining parent close behind its children. */
+        if (w->lifo)
+            runq_push_back(w, w->lifo);
+        w->lifo = t;
+    } else {
+        runq_push_back(w, t);
+    }
+}
+
+void tr__schedule_front(tr_task *t) {
+    runq_push_front(t->worker, t);
+}
+
+/* The first thing a new task runs. */
+void tr__task_entry(void *arg) {
+    tr_task *t = arg;
+#if TR_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    reap(t->worker);
+    t->result = t->fn(t->arg);
+    tr__task_exit(t);
+}
+
+/* ---- the worker thread --------------------------------------------------------- */
+
+static void on_async(struct ev_loop *loop, ev_async *a, int revents) {
+    (void)loop;
+    (void)a;
+    (void)revents; /* the scheduler loop drains the inject queue itself */
+}
+
+int tr__worker_init(tr_runtime *rt, tr_worker *w, int id) {
+    memset(w, 0, sizeof *w);
+    w->rt = rt;
+    w->id = id;
+    w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (!w->loop)
+        return TR_ENOMEM;
+    atomic_init(&w->inject, NULL);
+    atomic_init(&w->live, 0);
+    ev_async_init(&w->async, on_async);
+    /* Active and referenced, so that ev_run(EVRUN_ONCE) on an idle worker
+     * sleeps until something happens instead of returning at once. */
+    ev_async_start(w->loop, &w->async);
+    w->pool.max = 128;
+    tr_spin_init(&w->all_lock);
+    return 0;
+}
+
+void *tr__worker_main(void *arg) {
+    tr_worker *w = arg;
+    tr_runtime *rt = w->rt;
+    tr__tls_worker = w;
+    tr__stack_altstack_init();
+#if TR_TSAN
+    w->sched_san.fiber = __tsan_get_current_fiber();
+#endif
+#if TR_ASAN
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *addr;
+        size_t size;
+        pthread_attr_getstack(&attr, &addr, &size);
+        w->sched_san.bottom = addr;
+        w->sched_san.size = size;
+        pthread_attr_destroy(&attr);
+    }
+#endif
+    for (;;) {
+        drain_inject(w);
+        tr_task *t = runq_next(w);
+        if (t) {
+            w->current = t;
+            switch_ctx(&w->sched_ctx, &t->ctx, &t->san, false);
+            reap(w);
+            if (w->runq_head || w->lifo) /* busy: look at timers and fds, don't sleep */
+                ev_run(w->loop, EVRUN_NOWAIT);
+            continue;
+        }
+        if (atomic_load_explicit(&rt->exiting, memory_order_acquire))
+            break;
+        ev_run(w->loop, EVRUN_ONCE);
+    }
+    drain_inject(w); /* pokes of returned tasks still hold references */
+    tr__tls_worker = NULL;
+    return NULL;
+}
+
+void tr__worker_destroy(tr_worker *w) {
+    while (w->all) { /* handles that were never joined nor detached */
+        tr_task *t = w->all;
+        w->all = t->all_next;
+        free(t);
+    }
+    while (w->task_cache) {
+        tr_task *t = w->task_cache;
+        w->task_cache = t->next;
+        free(t);
+    }
+    tr__stack_pool_drain(&w->pool);
+    if (w->loop) {
+        ev_async_stop(w->loop, &w->async);
+        ev_loop_destroy(w->loop);
+        w->loop = NULL;
+    }
+}

@@ -1,0 +1,61 @@
+/* testutil.h — what every Check suite of troupe shares.
+ *
+ * Each test file defines its test cases and calls TR_TEST_MAIN with a
+ * function that builds its Suite.  Tests run forked (Check's default), so a
+ * crash fails one test instead of the run; every wait in a test takes a
+ * deadline, and the Check timeout below is only the last line of defence.
+ */
+#ifndef TR_TESTUTIL_H
+#define TR_TESTUTIL_H
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <troupe.h>
+
+/* Generous: sanitizer builds run several times slower. */
+#define TR_TEST_TIMEOUT 120
+
+/* A deadline for waits that must not hang a test: 10 s from now. */
+#define TR_TEST_DEADLINE() tr_after_ms(10000)
+
+#define ck_assert_tr_ok(expr)                                                        \
+    do {                                                                             \
+        int ck_rc_ = (expr);                                                         \
+        ck_assert_msg(ck_rc_ == 0, "%s returned %s (%d)", #expr,                     \
+                      tr_strerror_name(ck_rc_), ck_rc_);                             \
+    } while (0)
+
+#define ck_assert_tr_err(expr, code)                                                 \
+    do {                                                                             \
+        int ck_rc_ = (expr);                                                         \
+        ck_assert_msg(ck_rc_ == (code), "%s returned %s (%d), expected %s", #expr,   \
+                      tr_strerror_name(ck_rc_), ck_rc_, tr_strerror_name(code));     \
+    } while (0)
+
+static inline TCase *tr_tcase(const char *name) {
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, TR_TEST_TIMEOUT);
+    return tc;
+}
+
+static inline tr_runtime *tr_test_runtime(int workers) {
+    tr_runtime *rt = NULL;
+    tr_runtime_opts o = {0};
+    o.workers = workers;
+    int rc = tr_runtime_new(&rt, &o);
+    ck_assert_msg(rc == 0, "tr_runtime_new: %s", tr_strerror(rc));
+    return rt;
+}
+
+#define TR_TEST_MAIN(suite_fn)                                                       \
+    int main(void) {                                                                 \
+        SRunner *sr = srunner_create(suite_fn());                                    \
+        srunner_run_all(sr, CK_NORMAL);                                              \
+        int failed = srunner_ntests_failed(sr);                                      \
+        srunner_free(sr);                                                            \
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;                                 \
+    }
+
+#endif

@@ -1,0 +1,18 @@
+/* troupe.h — the one header a troupe program includes.
+ *
+ * Layers, lowest first: the runtime (workers, tasks, time, I/O, signals,
+ * the blocking pool, the wait queue), then channels and locks, then actors
+ * and supervisors.  Each layer's header can also be included on its own.
+ */
+#ifndef TROUPE_H
+#define TROUPE_H
+
+#include "tr_error.h"
+#include "tr_time.h"
+#include "tr_runtime.h"
+#include "tr_wait.h"
+#include "tr_io.h"
+#include "tr_signal.h"
+#include "tr_blocking.h"
+
+#endif
