@@ -42,7 +42,7 @@ typedef struct tr_worker tr_worker;
 
 /* ---- cross-thread inject queue: a Treiber stack, drained all at once ---- */
 
-enum { TR_INJ_WAKE, TR_INJ_NEW, TR_INJ_POKE, TR_INJ_CALL };
+enum { TR_INJ_WAKE, TR_INJ_NEW, TR_INJ_POKE, TR_INJ_CALL, TR_INJ_FREE };
 
 typedef struct tr_inode {
     struct tr_inode *next;
@@ -97,7 +97,7 @@ struct tr_task {
     tr_worker *worker;
     tr_task *next;              /* run queue */
     tr_task *all_prev, *all_next; /* the worker's list of task structs */
-    tr_inode wake_node;         /* TR_INJ_WAKE / TR_INJ_NEW */
+    tr_inode wake_node;         /* TR_INJ_NEW, then _WAKE, at the end _FREE */
     tr_inode poke_node;         /* TR_INJ_POKE: cancellation */
     atomic_int poke_queued;
     tr_stack stack;
@@ -132,12 +132,15 @@ struct tr_worker {
     int lifo_streak;
     tr_task *zombie;            /* returned; its stack goes back after the switch */
     unsigned ticks;
-    atomic_long live;           /* tasks spawned here and not yet returned */
+    /* Tasks spawned here and not yet returned: those adopted by this thread
+     * (written only by it, so no read-modify-write) plus those spawned from
+     * elsewhere and still on their way in. */
+    atomic_long live_local;
+    atomic_long live_remote;
     tr_stack_pool pool;
     tr_task *task_cache;
     int task_cache_n;
-    tr_spin all_lock;
-    tr_task *all;               /* every task struct of this worker */
+    tr_task *all;               /* every task struct of this worker (its thread only) */
     tr_injcall stop_call;
 };
 
@@ -146,12 +149,11 @@ struct tr_runtime {
     tr_worker *workers;
     size_t stack_size;
     int blocking_max;
-    atomic_long live;           /* tasks alive in the whole runtime */
     atomic_bool stopping;       /* shutdown started: cancel everything */
     atomic_bool exiting;        /* every task is gone: workers leave */
     bool joined;
     atomic_uint rr;             /* round robin for balancing ties */
-    pthread_mutex_t idle_mu;    /* shutdown waits here for live == 0 */
+    pthread_mutex_t idle_mu;    /* shutdown waits here for no live task */
     pthread_cond_t idle_cv;
     pthread_mutex_t pool_mu;    /* the shared stack pool */
     tr_stack_pool pool;
@@ -189,9 +191,14 @@ void tr__task_poke(tr_task *t);
 void tr__task_release(tr_task *t);
 /* A task's body returned: wake joiners, go away (never returns). */
 void tr__task_exit(tr_task *t) __attribute__((noreturn));
-/* A task of rt returned (or a spawn was undone): counts it out and wakes
+/* A task of w returned (or a spawn was undone): counts it out and wakes
  * a shutdown waiting for the last one. */
-void tr__runtime_task_gone(tr_runtime *rt);
+void tr__runtime_task_gone(tr_worker *w, bool adopted);
+/* How many tasks of w are alive (any thread). */
+long tr__worker_live(tr_worker *w);
+void tr__worker_adopt_remote(tr_worker *w, tr_task *t);
+/* Frees a task struct whose last reference is gone (its worker's thread). */
+void tr__task_free_local(tr_task *t);
 /* The runtime's blocking pool and signal hub (may be NULL), torn down. */
 void tr__blocking_free(tr_runtime *rt);
 void tr__signals_free(tr_runtime *rt);

@@ -2,9 +2,9 @@
  *
  * Shutdown is cooperative: every live task is cancelled, so each of its
  * waits returns TR_ECANCELED and it unwinds through its own return paths,
- * releasing what it owns.  The runtime counts live tasks across all
- * workers; the workers are told to leave only when that count reaches
- * zero, so no task is ever abandoned on a stack nobody will resume.
+ * releasing what it owns.  Each worker counts its live tasks; the workers
+ * are told to leave only when every count is zero, so no task is ever
+ * abandoned on a stack nobody will resume.
  */
 #include "internal.h"
 
@@ -14,9 +14,24 @@
 #include <unistd.h>
 
 
-void tr__runtime_task_gone(tr_runtime *rt) {
-    if (atomic_fetch_sub_explicit(&rt->live, 1, memory_order_acq_rel) == 1 &&
-        atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
+long tr__worker_live(tr_worker *w) {
+    /* remote first: adoption adds to local before it takes from remote */
+    long remote = atomic_load(&w->live_remote);
+    return remote + atomic_load(&w->live_local);
+}
+
+void tr__runtime_task_gone(tr_worker *w, bool adopted) {
+    tr_runtime *rt = w->rt;
+    /* No fence here, on the hot path: an exit that still saw stopping
+     * false happened on this worker before cancel_all(), which wakes the
+     * shutdown itself once it has run here. */
+    if (adopted)
+        atomic_store_explicit(&w->live_local,
+                              atomic_load_explicit(&w->live_local, memory_order_relaxed) - 1,
+                              memory_order_release);
+    else
+        atomic_fetch_sub(&w->live_remote, 1);
+    if (atomic_load_explicit(&rt->stopping, memory_order_relaxed)) {
         pthread_mutex_lock(&rt->idle_mu);
         pthread_cond_broadcast(&rt->idle_cv);
         pthread_mutex_unlock(&rt->idle_mu);
@@ -116,14 +131,24 @@ int tr_runtime_block_on(tr_runtime *rt, tr_task_fn fn, void *arg, void **result)
 /* On each worker's own thread: cancel every task it has. */
 static void cancel_all(tr_worker *w, tr_injcall *call) {
     (void)call;
-    /* Under the lock: a joiner on another thread may free a returned task
-     * meanwhile.  A poke only pushes onto this worker's own run queue. */
-    tr_spin_lock(&w->all_lock);
+    /* Only this thread changes the list, and a poke only pushes onto this
+     * worker's own run queue. */
     for (tr_task *t = w->all; t; t = t->all_next) {
         atomic_store_explicit(&t->cancelled, true, memory_order_release);
         tr__task_poke(t);
     }
-    tr_spin_unlock(&w->all_lock);
+    /* Tasks of this worker that returned before this ran may have missed
+     * the stopping flag and not woken the shutdown: do it for them. */
+    pthread_mutex_lock(&w->rt->idle_mu);
+    pthread_cond_broadcast(&w->rt->idle_cv);
+    pthread_mutex_unlock(&w->rt->idle_mu);
+}
+
+static bool any_live(tr_runtime *rt) {
+    for (int i = 0; i < rt->nworkers; i++)
+        if (tr__worker_live(&rt->workers[i]) != 0)
+            return true;
+    return false;
 }
 
 int tr_runtime_shutdown(tr_runtime *rt, int64_t deadline) {
@@ -142,7 +167,7 @@ int tr_runtime_shutdown(tr_runtime *rt, int64_t deadline) {
         }
     }
     pthread_mutex_lock(&rt->idle_mu);
-    while (atomic_load_explicit(&rt->live, memory_order_acquire) != 0) {
+    while (any_live(rt)) {
         if (deadline == TR_NEVER) {
             pthread_cond_wait(&rt->idle_cv, &rt->idle_mu);
             continue;

@@ -26,6 +26,17 @@
 
 static atomic_ullong next_id = 1;
 
+/* Ids come from one counter, a thousand at a time per thread, so that a
+ * spawn does not contend on it. */
+static uint64_t new_id(void) {
+    static __thread uint64_t next, end;
+    if (next == end) {
+        next = atomic_fetch_add_explicit(&next_id, 1024, memory_order_relaxed);
+        end = next + 1024;
+    }
+    return next++;
+}
+
 static tr_worker *pick_worker(tr_runtime *rt, int where) {
     tr_worker *self = tr__tls_worker;
     if (where >= 1)
@@ -38,7 +49,7 @@ static tr_worker *pick_worker(tr_runtime *rt, int where) {
     long best_live = 0;
     for (int i = 0; i < rt->nworkers; i++) {
         tr_worker *w = &rt->workers[(start + (unsigned)i) % (unsigned)rt->nworkers];
-        long live = atomic_load_explicit(&w->live, memory_order_relaxed);
+        long live = tr__worker_live(w);
         if (!best || live < best_live) {
             best = w;
             best_live = live;
@@ -62,17 +73,17 @@ static tr_task *task_alloc(tr_worker *w) {
     return t;
 }
 
-static void task_free(tr_task *t) {
+/* The worker's list of tasks belongs to its thread; a task whose last
+ * reference goes elsewhere is sent home to be freed there. */
+void tr__task_free_local(tr_task *t) {
     tr_worker *w = t->worker;
-    tr_spin_lock(&w->all_lock);
     if (t->all_prev)
         t->all_prev->all_next = t->all_next;
     else
         w->all = t->all_next;
     if (t->all_next)
         t->all_next->all_prev = t->all_prev;
-    tr_spin_unlock(&w->all_lock);
-    if (tr__tls_worker == w && w->task_cache_n < TR_TASK_CACHE_MAX) {
+    if (w->task_cache_n < TR_TASK_CACHE_MAX) {
         t->next = w->task_cache;
         w->task_cache = t;
         w->task_cache_n++;
@@ -82,22 +93,35 @@ static void task_free(tr_task *t) {
 }
 
 void tr__task_release(tr_task *t) {
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
-        task_free(t);
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (tr__tls_worker == t->worker) {
+        tr__task_free_local(t);
+    } else {
+        /* Done, so its wake node is free; after shutdown nobody drains it
+         * and tr__worker_destroy frees the struct with the list. */
+        t->wake_node.kind = TR_INJ_FREE;
+        tr__inject(t->worker, &t->wake_node);
+    }
 }
 
 void tr__worker_adopt(tr_worker *w, tr_task *t) {
     t->wake_node.kind = TR_INJ_WAKE; /* from now on the node carries wakes */
-    tr_spin_lock(&w->all_lock);
     t->all_prev = NULL;
     t->all_next = w->all;
     if (w->all)
         w->all->all_prev = t;
     w->all = t;
-    tr_spin_unlock(&w->all_lock);
     if (atomic_load_explicit(&w->rt->stopping, memory_order_acquire))
         atomic_store_explicit(&t->cancelled, true, memory_order_relaxed);
     tr__schedule_front(t);
+}
+
+/* A task spawned from another thread arrives: count it as ours. */
+void tr__worker_adopt_remote(tr_worker *w, tr_task *t) {
+    atomic_store(&w->live_local, atomic_load_explicit(&w->live_local, memory_order_relaxed) + 1);
+    atomic_fetch_sub(&w->live_remote, 1);
+    tr__worker_adopt(w, t);
 }
 
 int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_task_fn fn,
@@ -117,19 +141,29 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
     if (stack_size < TR_STACK_MIN)
         return TR_EINVAL;
 
-    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
-    if (atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
-        tr__runtime_task_gone(rt);
+    tr_worker *w = pick_worker(rt, where);
+    bool local = tr__tls_worker == w;
+    /* A local spawner is itself a live task of w, so w's count cannot reach
+     * zero under a shutdown's eyes before this one is counted; and if the
+     * stopping flag is missed here, cancel_all() will still find the task
+     * on this worker's list. */
+    if (local)
+        atomic_store_explicit(&w->live_local,
+                              atomic_load_explicit(&w->live_local, memory_order_relaxed) + 1,
+                              memory_order_release);
+    else
+        atomic_fetch_add(&w->live_remote, 1);
+    if (atomic_load_explicit(&rt->stopping, local ? memory_order_relaxed : memory_order_seq_cst)) {
+        tr__runtime_task_gone(w, local);
         return TR_ESHUTDOWN;
     }
-    tr_worker *w = pick_worker(rt, where);
     tr_task *t = task_alloc(w);
     if (!t) {
-        tr__runtime_task_gone(rt);
+        tr__runtime_task_gone(w, local);
         return TR_ENOMEM;
     }
     int rc;
-    if (tr__tls_worker == w) {
+    if (local) {
         rc = tr__stack_get(&w->pool, stack_size, &t->stack);
     } else {
         pthread_mutex_lock(&rt->pool_mu);
@@ -138,7 +172,7 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
     }
     if (rc != 0) {
         free(t);
-        tr__runtime_task_gone(rt);
+        tr__runtime_task_gone(w, local);
         return rc;
     }
 #if TR_ASAN
@@ -153,7 +187,7 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
     t->fn = fn;
     t->arg = arg;
     t->budget = TR_BUDGET;
-    t->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    t->id = new_id();
     if (opts && opts->name)
         snprintf(t->name, sizeof t->name, "%s", opts->name);
     t->wake_node.kind = TR_INJ_WAKE;
@@ -164,10 +198,9 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
     atomic_init(&t->cancelled, false);
     atomic_init(&t->poke_queued, 0);
     tr__ctx_make(&t->ctx, t->stack.lo, t->stack.size, tr__task_entry, t);
-    atomic_fetch_add_explicit(&w->live, 1, memory_order_relaxed);
     if (out)
         *out = t;
-    if (tr__tls_worker == w) {
+    if (local) {
         tr__worker_adopt(w, t);
     } else {
         t->wake_node.kind = TR_INJ_NEW;
@@ -195,8 +228,7 @@ void tr__task_exit(tr_task *t) {
         woken = e->next;
         tr_waiter_wake(e->waiter);
     }
-    atomic_fetch_sub_explicit(&w->live, 1, memory_order_relaxed);
-    tr__runtime_task_gone(w->rt);
+    tr__runtime_task_gone(w, true);
     tr__switch_exit(t);
 }
 

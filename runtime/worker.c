@@ -93,7 +93,7 @@ static void drain_inject(tr_worker *w) {
             runq_push_back(w, (tr_task *)((char *)n - offsetof(tr_task, wake_node)));
             break;
         case TR_INJ_NEW:
-            tr__worker_adopt(w, (tr_task *)((char *)n - offsetof(tr_task, wake_node)));
+            tr__worker_adopt_remote(w, (tr_task *)((char *)n - offsetof(tr_task, wake_node)));
             break;
         case TR_INJ_POKE: {
             tr_task *t = (tr_task *)((char *)n - offsetof(tr_task, poke_node));
@@ -102,6 +102,9 @@ static void drain_inject(tr_worker *w) {
             tr__task_release(t);
             break;
         }
+        case TR_INJ_FREE:
+            tr__task_free_local((tr_task *)((char *)n - offsetof(tr_task, wake_node)));
+            break;
         case TR_INJ_CALL: {
             tr_injcall *c = (tr_injcall *)n;
             c->fn(w, c);
@@ -251,13 +254,13 @@ int tr__worker_init(tr_runtime *rt, tr_worker *w, int id) {
     if (!w->loop)
         return TR_ENOMEM;
     atomic_init(&w->inject, NULL);
-    atomic_init(&w->live, 0);
+    atomic_init(&w->live_local, 0);
+    atomic_init(&w->live_remote, 0);
     ev_async_init(&w->async, on_async);
     /* Active and referenced, so that ev_run(EVRUN_ONCE) on an idle worker
      * sleeps until something happens instead of returning at once. */
     ev_async_start(w->loop, &w->async);
     w->pool.max = 128;
-    tr_spin_init(&w->all_lock);
     return 0;
 }
 
