@@ -22,6 +22,8 @@
  * `done` set under the lock and drops the result itself, so exactly one
  * side frees the job and drops the result, whatever the interleaving.
  */
+#include "config.h"
+
 #include <stdlib.h>
 #include <time.h>
 

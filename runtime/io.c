@@ -12,7 +12,12 @@
  *    It lives on the task's stack for one wait only: starting a watcher
  *    costs no system call (libev applies fd changes lazily, at its next
  *    poll), and keeping no per-fd state means nothing to free when the
- *    user closes an fd.
+ *    user closes an fd.  The flip side: libev's epoll backend does not
+ *    take a stopped fd out of the kernel's set; it does so lazily, when
+ *    the next event for it arrives, possibly after another thread has
+ *    closed the fd.  libev recovers from that by design (the epoll_ctl
+ *    fails and it rebuilds its kernel state), but ThreadSanitizer reports
+ *    it as a close/epoll_ctl race; tests/test_io.c suppresses exactly that.
  *  - On a plain thread (or on a worker thread outside any task), ppoll()
  *    with the time left before the deadline, in nanoseconds.
  *

@@ -30,6 +30,8 @@
  * there (the worker threads have been joined), parked plain threads get
  * TR_ECLOSED, and the memory goes with the last handle.
  */
+#include "config.h"
+
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>

@@ -49,8 +49,9 @@ typedef struct tr_signal tr_signal;
  * this returns, so raise() right after it is seen.  Works from tasks and
  * plain threads.  Waits, briefly: the handler is installed on the runtime's
  * first worker, and this call returns once it is in place.
- * Returns 0, TR_EINVAL (out NULL, no runtime, signo out of range or one of
- * SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL), TR_EBUSY (another
+ * Returns 0, TR_EINVAL (out NULL, no runtime, signo out of range, one of
+ * SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL, or a real-time signal
+ * below SIGRTMIN, which glibc keeps for its threads), TR_EBUSY (another
  * runtime catches signo), TR_ENOMEM, TR_ESHUTDOWN (the runtime is shutting
  * down) or TR_ECANCELED (the calling task is cancelled); *out is NULL on
  * every error. */
