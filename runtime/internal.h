@@ -64,6 +64,7 @@ typedef struct tr_stack {
     char *map;     /* start of the mapping: the guard page(s) */
     char *lo;      /* lowest usable byte */
     size_t size;   /* usable bytes, lo .. lo + size */
+    unsigned vg_id; /* valgrind's id for the stack (0 when not built with it) */
     struct tr_stack *next_free; /* only while pooled (kept in the mapping) */
 } tr_stack;
 

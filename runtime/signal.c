@@ -95,23 +95,6 @@ static bool signo_catchable(int signo) {
 
 /* Claims every waiter of q for `result`, chaining the entries through their
  * (now unused) next links; the caller wakes them after unlocking. */
-static void claim_all(tr_waitq *q, int result, tr_wait **woken) {
-    tr_wait *e;
-    while ((e = tr_waitq_claim_next(q)) != NULL) {
-        e->result = result;
-        e->next = *woken;
-        *woken = e;
-    }
-}
-
-static void wake_all(tr_wait *e) {
-    while (e) {
-        tr_wait *next = e->next; /* e may vanish once woken */
-        tr_waiter_wake(e->waiter);
-        e = next;
-    }
-}
-
 /* ---- the hub ----------------------------------------------------------------- */
 
 static void hub_unref(tr_signal_hub *hub) {
@@ -137,7 +120,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *ev, int revents) {
         }
     }
     tr_spin_unlock(&hub->lock);
-    wake_all(woken);
+    tr_wait_wake_all(woken);
 }
 
 /* Stops one slot's watcher and gives the signal back (hub lock and owner_mu
@@ -171,10 +154,10 @@ static void hub_sync(tr_worker *w, tr_injcall *call) {
         }
     }
     hub->syncs++;
-    claim_all(&hub->syncq, 0, &woken);
+    tr_waitq_claim_all(&hub->syncq, 0, &woken);
     tr_spin_unlock(&hub->lock);
     pthread_mutex_unlock(&owner_mu);
-    wake_all(woken);
+    tr_wait_wake_all(woken);
     hub_unref(hub); /* the queued call's reference */
 }
 
@@ -389,7 +372,7 @@ void tr_signal_close(tr_signal **sp) {
     if (s->next)
         s->next->prev = s->prev;
     sl->handles--;
-    claim_all(&s->waiters, TR_ECLOSED, &woken);
+    tr_waitq_claim_all(&s->waiters, TR_ECLOSED, &woken);
     if (sl->handles == 0 && !hub->dead) {
         if (sl->active)
             target = hub_request_sync(hub, &push); /* the pass stops it */
@@ -399,7 +382,7 @@ void tr_signal_close(tr_signal **sp) {
     tr_runtime *rt = hub->rt;
     tr_spin_unlock(&hub->lock);
     pthread_mutex_unlock(&owner_mu);
-    wake_all(woken);
+    tr_wait_wake_all(woken);
     if (push)
         tr__inject(&rt->workers[0], &hub->call.node);
     if (target)
@@ -429,16 +412,16 @@ void tr__signals_free(tr_runtime *rt) {
         else if (owner[signo] == hub)
             owner[signo] = NULL;
         for (tr_signal *s = sl->list; s; s = s->next)
-            claim_all(&s->waiters, TR_ECLOSED, &woken);
+            tr_waitq_claim_all(&s->waiters, TR_ECLOSED, &woken);
     }
-    claim_all(&hub->syncq, 0, &woken);
+    tr_waitq_claim_all(&hub->syncq, 0, &woken);
     if (hub->call_queued) { /* pushed after the worker's last look: never runs */
         hub->call_queued = false;
         refs++;
     }
     tr_spin_unlock(&hub->lock);
     pthread_mutex_unlock(&owner_mu);
-    wake_all(woken);
+    tr_wait_wake_all(woken);
     while (refs--)
         hub_unref(hub);
 }

@@ -25,6 +25,21 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Tell valgrind about every task stack, so that it does not take a switch
+ * to a task for a wild stack-pointer change; the requests are a few no-op
+ * instructions when the program is not running under valgrind. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TR_VG_REGISTER(lo, hi) VALGRIND_STACK_REGISTER(lo, hi)
+#define TR_VG_DEREGISTER(id) VALGRIND_STACK_DEREGISTER(id)
+#endif
+#endif
+#ifndef TR_VG_REGISTER
+#define TR_VG_REGISTER(lo, hi) 0u
+#define TR_VG_DEREGISTER(id) ((void)(id))
+#endif
+
 
 #define TRIM_KEEP (32u * 1024u) /* bytes at the top of a stack never trimmed */
 
@@ -57,10 +72,12 @@ static int stack_map(size_t size, tr_stack *out) {
     out->lo = map + page;
     out->size = size;
     out->next_free = NULL;
+    out->vg_id = TR_VG_REGISTER(out->lo, out->lo + size);
     return 0;
 }
 
 static void stack_unmap(tr_stack *st) {
+    TR_VG_DEREGISTER(st->vg_id);
     munmap(st->map, st->size + tr__page_size());
 }
 

@@ -215,19 +215,12 @@ int tr_spawn(tr_task **out, tr_task_fn fn, void *arg) {
 
 void tr__task_exit(tr_task *t) {
     tr_worker *w = t->worker;
-    tr_wait *woken = NULL, *e;
+    tr_wait *woken = NULL;
     tr_spin_lock(&t->lock);
     t->done = true;
-    while ((e = tr_waitq_claim_next(&t->joiners)) != NULL) {
-        e->next = woken; /* unlinked now: reuse the link for our own list */
-        woken = e;
-    }
+    tr_waitq_claim_all(&t->joiners, 0, &woken);
     tr_spin_unlock(&t->lock);
-    while (woken) {
-        e = woken;
-        woken = e->next;
-        tr_waiter_wake(e->waiter);
-    }
+    tr_wait_wake_all(woken);
     tr__runtime_task_gone(w, true);
     tr__switch_exit(t);
 }

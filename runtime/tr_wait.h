@@ -203,6 +203,28 @@ static inline tr_wait *tr_waitq_claim_next(tr_waitq *q) {
     return NULL;
 }
 
+/* Claims every waiter in q, gives each entry `result`, and chains the
+ * claimed entries onto *list (through their now unused next links), so
+ * that the caller can drop its lock before tr_wait_wake_all(*list).  For
+ * "closed" and "done" broadcasts. */
+static inline void tr_waitq_claim_all(tr_waitq *q, int result, tr_wait **list) {
+    tr_wait *e;
+    while ((e = tr_waitq_claim_next(q)) != NULL) {
+        e->result = result;
+        e->next = *list;
+        *list = e;
+    }
+}
+
+/* Wakes every entry of a list made by tr_waitq_claim_all(); no lock held. */
+static inline void tr_wait_wake_all(tr_wait *list) {
+    while (list) {
+        tr_wait *next = list->next; /* the entry may vanish once woken */
+        tr_waiter_wake(list->waiter);
+        list = next;
+    }
+}
+
 /* ---- entry checks every waiting call makes ------------------------------ */
 
 /* Called at the top of every call that may wait.  Returns TR_ECANCELED in

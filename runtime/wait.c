@@ -133,7 +133,14 @@ static int park_thread(tr_waiter *w, int64_t deadline) {
         if (atomic_load_explicit(&w->woken, memory_order_acquire))
             return outcome(w);
         if (deadline == TR_NEVER) {
+#if TR_TSAN
+            /* TSan runs the signal handlers it deferred only when a call
+             * returns; a futex wait without end would hold them forever. */
+            struct timespec slice = {.tv_sec = 0, .tv_nsec = 50000000};
+            futex_wait(&w->woken, 0, &slice);
+#else
             futex_wait(&w->woken, 0, NULL);
+#endif
             continue;
         }
         int64_t left = deadline - tr_now();

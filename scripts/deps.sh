@@ -5,5 +5,5 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq build-essential autoconf automake libtool pkg-config \
-    libev-dev libjansson-dev check >/dev/null
-echo "deps: installed build-essential autotools libev-dev libjansson-dev check"
+    libev-dev libjansson-dev check valgrind >/dev/null
+echo "deps: installed build-essential autotools libev-dev libjansson-dev check valgrind"
