@@ -85,8 +85,9 @@ typedef struct deadline_timer {
 static void on_deadline(struct ev_loop *loop, ev_timer *ev, int revents) {
     (void)revents;
     deadline_timer *dt = (deadline_timer *)ev;
-    int64_t left = dt->deadline - tr_now();
-    if (left > 0) { /* the loop's clock lagged: wait out the rest */
+    int64_t now = tr_now();
+    if (dt->deadline > now) { /* the loop's clock lagged: wait out the rest */
+        int64_t left = dt->deadline - now;
         ev_timer_set(ev, (double)left / 1e9, 0.);
         ev_timer_start(loop, ev);
         return;
@@ -104,11 +105,12 @@ static int park_task(tr_waiter *w, tr_task *t, int64_t deadline) {
     bool timed = false;
     if (deadline != TR_NEVER && atomic_load_explicit(&w->state, memory_order_relaxed) ==
                                     TR_WAITER_WAITING) {
-        int64_t left = deadline - tr_now();
-        if (left <= 0) {
+        int64_t now = tr_now();
+        if (deadline <= now) { /* compare first: deadline may be near INT64_MIN */
             if (settle(w, TR_WAITER_TIMEDOUT))
                 return TR_ETIMEDOUT;
         } else {
+            int64_t left = deadline - now;
             ev_timer_init(&dt.ev, on_deadline, (double)left / 1e9, 0.);
             dt.w = w;
             dt.deadline = deadline;
@@ -143,13 +145,14 @@ static int park_thread(tr_waiter *w, int64_t deadline) {
 #endif
             continue;
         }
-        int64_t left = deadline - tr_now();
-        if (left <= 0) {
+        int64_t now = tr_now();
+        if (deadline <= now) {
             if (settle(w, TR_WAITER_TIMEDOUT))
                 return TR_ETIMEDOUT;
             deadline = TR_NEVER; /* claimed meanwhile: the wake is coming */
             continue;
         }
+        int64_t left = deadline - now;
         struct timespec rel = {.tv_sec = left / 1000000000, .tv_nsec = left % 1000000000};
         futex_wait(&w->woken, 0, &rel);
     }

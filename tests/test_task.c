@@ -260,6 +260,7 @@ static void *sleeper(void *arg) {
     ck_assert_tr_ok(tr_sleep_ms(5));
     ck_assert_int_ge(tr_now() - t0, 5000000);
     ck_assert_tr_ok(tr_sleep_until(0)); /* a past deadline returns at once */
+    ck_assert_tr_ok(tr_sleep_until(INT64_MIN));
     return NULL;
 }
 

@@ -14,6 +14,27 @@
 
 #include <troupe.h>
 
+/* ThreadSanitizer and libev's lazy epoll bookkeeping.  When the last
+ * watcher on an fd stops, libev leaves the fd in the kernel's epoll set and
+ * only removes it (epoll_ctl) when an event for it turns up later, on the
+ * worker's thread, at a moment nothing orders with the close() another
+ * thread makes after joining the task that waited.  TSan models an fd as
+ * memory and reports that as a race between close and epoll_ctl.  It is
+ * benign by libev's design: an epoll_ctl on an fd that is closed or reused
+ * fails, and libev then rebuilds its kernel state.  So races whose stack
+ * contains epoll_ctl are suppressed in every suite, and nothing else is. */
+#if defined(__SANITIZE_THREAD__)
+#define TR_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TR_TEST_TSAN 1
+#endif
+#endif
+#ifdef TR_TEST_TSAN
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void) { return "race:epoll_ctl\n"; }
+#endif
+
 /* Generous: sanitizer builds run several times slower. */
 #define TR_TEST_TIMEOUT 120
 
