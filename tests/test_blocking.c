@@ -23,7 +23,6 @@
 
 #include "testutil.h"
 
-static int workers_for(int i) { return (i % 2) ? 4 : 1; }
 
 static tr_runtime *runtime_with(int workers, int blocking_max) {
     tr_runtime *rt = NULL;
@@ -34,15 +33,7 @@ static tr_runtime *runtime_with(int workers, int blocking_max) {
     return rt;
 }
 
-static tr_task *spawn_on(tr_runtime *rt, int index, tr_task_fn fn, void *arg) {
-    tr_spawn_opts o = {0};
-    o.worker = TR_WORKER(index % tr_runtime_workers(rt));
-    tr_task *t = NULL;
-    ck_assert_tr_ok(tr_spawn_ex(rt, &o, &t, fn, arg));
-    return t;
-}
 
-#define RC(x) ((void *)(intptr_t)(x))
 #define INT(p) ((int)(intptr_t)(p))
 
 static void *join_res(tr_task *t) {
@@ -67,17 +58,6 @@ static bool job_await(atomic_int *flag, int n) {
     return true;
 }
 
-/* Waits, in a task or a test thread, until *flag reaches n. */
-static void await_count(atomic_int *flag, int n) {
-    int64_t dl = TR_TEST_DEADLINE();
-    while (atomic_load(flag) < n) {
-        ck_assert_msg(tr_now() < dl, "count stuck at %d of %d", atomic_load(flag), n);
-        if (tr_task_self())
-            tr_yield();
-        else
-            sched_yield();
-    }
-}
 
 /* ---- jobs ---------------------------------------------------------------- */
 

@@ -31,25 +31,9 @@
 #include "testutil.h"
 
 
-/* Loop tests: _i even runs on 1 worker, odd on 4. */
-static int workers_for(int i) { return (i % 2) ? 4 : 1; }
 
-/* Spawns fn(arg) on worker `index` (modulo the worker count). */
-static tr_task *spawn_on(tr_runtime *rt, int index, tr_task_fn fn, void *arg) {
-    tr_spawn_opts o = {0};
-    o.worker = TR_WORKER(index % tr_runtime_workers(rt));
-    tr_task *t = NULL;
-    ck_assert_tr_ok(tr_spawn_ex(rt, &o, &t, fn, arg));
-    return t;
-}
 
-static int join_rc(tr_task *t) {
-    void *res = NULL;
-    ck_assert_tr_ok(tr_task_join(t, &res));
-    return (int)(intptr_t)res;
-}
 
-#define RC(x) ((void *)(intptr_t)(x))
 
 static void make_pipe(int p[2]) {
     ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);

@@ -35,36 +35,10 @@
 
 #include "testutil.h"
 
-static int workers_for(int i) { return (i % 2) ? 4 : 1; }
 
-static tr_task *spawn_on(tr_runtime *rt, int index, tr_task_fn fn, void *arg) {
-    tr_spawn_opts o = {0};
-    o.worker = TR_WORKER(index % tr_runtime_workers(rt));
-    tr_task *t = NULL;
-    ck_assert_tr_ok(tr_spawn_ex(rt, &o, &t, fn, arg));
-    return t;
-}
 
-#define RC(x) ((void *)(intptr_t)(x))
 
-static int join_rc(tr_task *t) {
-    void *res = NULL;
-    ck_assert_tr_ok(tr_task_join_until(t, &res, TR_TEST_DEADLINE()));
-    return (int)(intptr_t)res;
-}
 
-/* Waits (politely) until *flag reaches n; bounded so a bug fails instead of
- * hanging. */
-static void await_count(atomic_int *flag, int n) {
-    int64_t dl = TR_TEST_DEADLINE();
-    while (atomic_load(flag) < n) {
-        ck_assert_msg(tr_now() < dl, "count stuck at %d of %d", atomic_load(flag), n);
-        if (tr_task_self())
-            tr_yield();
-        else
-            sched_yield();
-    }
-}
 
 static void send_self(int signo, bool to_process) {
     if (to_process)

@@ -9,6 +9,9 @@
 #define TR_TESTUTIL_H
 
 #include <check.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -68,6 +71,43 @@ static inline tr_runtime *tr_test_runtime(int workers) {
     int rc = tr_runtime_new(&rt, &o);
     ck_assert_msg(rc == 0, "tr_runtime_new: %s", tr_strerror(rc));
     return rt;
+}
+
+/* ---- helpers the suites share --------------------------------------------- */
+
+/* Loop tests: _i even runs on 1 worker, odd on 4. */
+static inline int workers_for(int i) { return (i % 2) ? 4 : 1; }
+
+/* A task's int result travels through its void * return value. */
+#define RC(x) ((void *)(intptr_t)(x))
+
+/* Spawns fn(arg) on worker `index` (modulo the worker count). */
+static inline tr_task *spawn_on(tr_runtime *rt, int index, tr_task_fn fn, void *arg) {
+    tr_spawn_opts o = {0};
+    o.worker = TR_WORKER(index % tr_runtime_workers(rt));
+    tr_task *t = NULL;
+    ck_assert_tr_ok(tr_spawn_ex(rt, &o, &t, fn, arg));
+    return t;
+}
+
+/* Joins t within the test deadline and returns its int result. */
+static inline int join_rc(tr_task *t) {
+    void *res = NULL;
+    ck_assert_tr_ok(tr_task_join_until(t, &res, TR_TEST_DEADLINE()));
+    return (int)(intptr_t)res;
+}
+
+/* Waits, in a task or a plain thread, until *flag reaches n; bounded so
+ * that a bug fails the test instead of hanging it. */
+static inline void await_count(atomic_int *flag, int n) {
+    int64_t dl = TR_TEST_DEADLINE();
+    while (atomic_load(flag) < n) {
+        ck_assert_msg(tr_now() < dl, "count stuck at %d of %d", atomic_load(flag), n);
+        if (tr_task_self())
+            tr_yield();
+        else
+            sched_yield();
+    }
 }
 
 #define TR_TEST_MAIN(suite_fn)                                                       \
