@@ -23,6 +23,10 @@
  *           sum; the check is sum == n(n-1)/2.  One worker per CPU.
  *           ns_per_op is per leaf, as for the peers.
  *   all     each of the above, each in a fresh (forked) process.
+ * The peers' channel benches (mpsc_1p1c, mpsc_4p1c, pingpong,
+ * broadcast_fanout, watch_updates) are not written yet: asked for one, the
+ * program says so on stderr and exits 0 without a result line, so that a
+ * full run_all.sh still passes and simply shows no troupe figure for them.
  *
  * Run it beside the peers, from the top of the source tree:
  *
@@ -41,10 +45,10 @@
  *                   and spawn, one per CPU for skynet
  *   --skynet=MODE   local:  every task spawns its children on its own worker
  *                           (tr_spawn); the whole tree lives on one worker
- *                   spread: the root's children (and, with more than 10
- *                           workers, the next level too) go round robin to
- *                           TR_WORKER(i), each subtree then stays local
- *                           (default)
+ *                   spread: the top levels (the root's 10 children with 2
+ *                           workers; more levels when 10 does not divide
+ *                           evenly) go round robin to TR_WORKER(i), and each
+ *                           subtree then stays on its worker (default)
  *                   balanced: like spread but with TR_WORKER_BALANCED
  *   --stack=BYTES   task stack size for the runtime (0 = TR_STACK_DEFAULT)
  *   --stats         skynet: count the tasks alive at once (one shared
@@ -377,11 +381,20 @@ static void *skynet_body(void *p) {
     sky_root_level = 0;
     for (uint64_t s = out->n; s > 1; s /= SKY_DIV)
         sky_root_level++;
-    /* One spread level gives each worker a share of the root's 10 children;
-     * past 10 workers the next level (100 nodes) is spread as well. */
+    /* Spread as many levels as it takes for the subtrees to divide evenly
+     * among the workers, or to number at least 10 per worker: one level (the
+     * root's 10 children) for 2, 5 or 10 workers, two for 4 or 3, three for
+     * 16.  Below those levels every task spawns on its own worker. */
     sky_spread_levels = 0;
-    if (opt.sky != SKY_LOCAL && sky_workers > 1)
-        sky_spread_levels = sky_workers <= SKY_DIV ? 1 : 2;
+    if (opt.sky != SKY_LOCAL && sky_workers > 1) {
+        uint64_t nodes = 1;
+        while ((unsigned)sky_spread_levels < sky_root_level &&
+               (nodes == 1 || (nodes % (uint64_t)sky_workers != 0 &&
+                               nodes < (uint64_t)SKY_DIV * (uint64_t)sky_workers))) {
+            nodes *= SKY_DIV;
+            sky_spread_levels++;
+        }
+    }
 
     uint64_t n = out->n;
     uint64_t want = n % 2 ? n * ((n - 1) / 2) : n / 2 * (n - 1);
@@ -433,6 +446,10 @@ static const struct bench {
     {"skynet", skynet_body, 1000000, 0},
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
+
+/* The peers' other benches, which troupe cannot run before its channels exist. */
+static const char *const peer_only[] = {"mpsc_1p1c", "mpsc_4p1c", "pingpong", "broadcast_fanout",
+                                        "watch_updates"};
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -547,6 +564,14 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < NBENCH; i++)
         if (strcmp(name, benches[i].name) == 0)
             b = &benches[i];
+    for (size_t i = 0; !b && i < sizeof peer_only / sizeof peer_only[0]; i++) {
+        if (strcmp(name, peer_only[i]) == 0) {
+            /* No line, so run_all.sh shows no troupe median for it, and
+             * status 0, so that a full side-by-side run still passes. */
+            fprintf(stderr, "# troupe-bench: %s is not written yet (it needs channels/)\n", name);
+            return 0;
+        }
+    }
     if (!b) {
         fprintf(stderr, "troupe-bench: unknown bench '%s'\n", name);
         usage(stderr);
