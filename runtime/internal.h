@@ -34,7 +34,8 @@
 #endif
 
 #define TR_BUDGET 128          /* ready waits before a forced yield, as Tokio */
-#define TR_POLL_EVERY 61       /* task switches between two looks at the loop */
+#define TR_POLL_EVERY 61       /* task switches between two visits to the scheduler */
+#define TR_POLL_NS 50000       /* a busy worker looks at its loop this often, at most */
 #define TR_TASK_CACHE_MAX 1024 /* free task structs a worker keeps */
 #define TR_LIFO_MAX 3          /* LIFO-slot picks in a row, as Tokio */
 
@@ -133,6 +134,7 @@ struct tr_worker {
     int lifo_streak;
     tr_task *zombie;            /* returned; its stack goes back after the switch */
     unsigned ticks;
+    int64_t last_poll;          /* when a busy worker last looked at its loop */
     /* Tasks spawned here and not yet returned: those adopted by this thread
      * (written only by it, so no read-modify-write) plus those spawned from
      * elsewhere and still on their way in. */
@@ -162,8 +164,10 @@ struct tr_runtime {
     struct tr_signal_hub *signals;
 };
 
-/* The worker whose thread this is, NULL on a plain thread. */
-extern __thread tr_worker *tr__tls_worker;
+/* The worker whose thread this is, NULL on a plain thread.  initial-exec:
+ * read on every switch, it must not cost a call to __tls_get_addr. */
+#define TR_TLS __thread __attribute__((tls_model("initial-exec")))
+extern TR_TLS tr_worker *tr__tls_worker;
 
 static inline tr_task *tr__current(void) {
     tr_worker *w = tr__tls_worker;

@@ -53,7 +53,7 @@ size_t tr__page_size(void) {
     return page_size_cached;
 }
 
-static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+static size_t round_up(size_t v, size_t page) { return (v + page - 1) & ~(page - 1); }
 
 static int stack_map(size_t size, tr_stack *out) {
     size_t page = tr__page_size();

@@ -29,7 +29,7 @@ static atomic_ullong next_id = 1;
 /* Ids come from one counter, a thousand at a time per thread, so that a
  * spawn does not contend on it. */
 static uint64_t new_id(void) {
-    static __thread uint64_t next, end;
+    static TR_TLS uint64_t next, end;
     if (next == end) {
         next = atomic_fetch_add_explicit(&next_id, 1024, memory_order_relaxed);
         end = next + 1024;

@@ -31,7 +31,7 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-__thread tr_worker *tr__tls_worker;
+TR_TLS tr_worker *tr__tls_worker;
 
 /* ---- run queue (worker thread only) ----------------------------------- */
 
@@ -290,8 +290,17 @@ void *tr__worker_main(void *arg) {
             w->current = t;
             switch_ctx(&w->sched_ctx, &t->ctx, &t->san, false);
             reap(w);
-            if (w->runq_head || w->lifo) /* busy: look at timers and fds, don't sleep */
-                ev_run(w->loop, EVRUN_NOWAIT);
+            /* Busy: look at timers, fds and signals without sleeping, but
+             * at most every TR_POLL_NS: the look is a syscall, and tasks
+             * that keep each other busy would otherwise pay for it every
+             * TR_POLL_EVERY switches. */
+            if (w->runq_head || w->lifo) {
+                int64_t now = tr_now();
+                if (now - w->last_poll >= TR_POLL_NS) {
+                    w->last_poll = now;
+                    ev_run(w->loop, EVRUN_NOWAIT);
+                }
+            }
             continue;
         }
         if (atomic_load_explicit(&rt->exiting, memory_order_acquire))
