@@ -199,6 +199,13 @@ void tr__task_exit(tr_task *t) __attribute__((noreturn));
 /* A task of w returned (or a spawn was undone): counts it out and wakes
  * a shutdown waiting for the last one. */
 void tr__runtime_task_gone(tr_worker *w, bool adopted);
+/* Changes w's local live count; only w's own thread calls it, so a plain
+ * load and a release store do, without a read-modify-write. */
+static inline void tr__live_local_add(tr_worker *w, long delta) {
+    atomic_store_explicit(&w->live_local,
+                          atomic_load_explicit(&w->live_local, memory_order_relaxed) + delta,
+                          memory_order_release);
+}
 /* How many tasks of w are alive (any thread). */
 long tr__worker_live(tr_worker *w);
 void tr__worker_adopt_remote(tr_worker *w, tr_task *t);

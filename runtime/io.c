@@ -17,7 +17,7 @@
  *    the next event for it arrives, possibly after another thread has
  *    closed the fd.  libev recovers from that by design (the epoll_ctl
  *    fails and it rebuilds its kernel state), but ThreadSanitizer reports
- *    it as a close/epoll_ctl race; tests/test_io.c suppresses exactly that.
+ *    it as a close/epoll_ctl race; tests/testutil.h suppresses exactly that.
  *  - On a plain thread (or on a worker thread outside any task), ppoll()
  *    with the time left before the deadline, in nanoseconds.
  *

@@ -20,22 +20,24 @@ long tr__worker_live(tr_worker *w) {
     return remote + atomic_load(&w->live_local);
 }
 
+/* Wakes a shutdown waiting for the last task, to look at the counts again. */
+static void wake_shutdown(tr_runtime *rt) {
+    pthread_mutex_lock(&rt->idle_mu);
+    pthread_cond_broadcast(&rt->idle_cv);
+    pthread_mutex_unlock(&rt->idle_mu);
+}
+
 void tr__runtime_task_gone(tr_worker *w, bool adopted) {
     tr_runtime *rt = w->rt;
     /* No fence here, on the hot path: an exit that still saw stopping
      * false happened on this worker before cancel_all(), which wakes the
      * shutdown itself once it has run here. */
     if (adopted)
-        atomic_store_explicit(&w->live_local,
-                              atomic_load_explicit(&w->live_local, memory_order_relaxed) - 1,
-                              memory_order_release);
+        tr__live_local_add(w, -1);
     else
         atomic_fetch_sub(&w->live_remote, 1);
-    if (atomic_load_explicit(&rt->stopping, memory_order_relaxed)) {
-        pthread_mutex_lock(&rt->idle_mu);
-        pthread_cond_broadcast(&rt->idle_cv);
-        pthread_mutex_unlock(&rt->idle_mu);
-    }
+    if (atomic_load_explicit(&rt->stopping, memory_order_relaxed))
+        wake_shutdown(rt);
 }
 
 static int cpu_count(void) {
@@ -139,9 +141,7 @@ static void cancel_all(tr_worker *w, tr_injcall *call) {
     }
     /* Tasks of this worker that returned before this ran may have missed
      * the stopping flag and not woken the shutdown: do it for them. */
-    pthread_mutex_lock(&w->rt->idle_mu);
-    pthread_cond_broadcast(&w->rt->idle_cv);
-    pthread_mutex_unlock(&w->rt->idle_mu);
+    wake_shutdown(w->rt);
 }
 
 static bool any_live(tr_runtime *rt) {

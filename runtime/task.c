@@ -119,7 +119,7 @@ void tr__worker_adopt(tr_worker *w, tr_task *t) {
 
 /* A task spawned from another thread arrives: count it as ours. */
 void tr__worker_adopt_remote(tr_worker *w, tr_task *t) {
-    atomic_store(&w->live_local, atomic_load_explicit(&w->live_local, memory_order_relaxed) + 1);
+    tr__live_local_add(w, 1); /* before the remote count drops: see tr__worker_live */
     atomic_fetch_sub(&w->live_remote, 1);
     tr__worker_adopt(w, t);
 }
@@ -148,9 +148,7 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
      * stopping flag is missed here, cancel_all() will still find the task
      * on this worker's list. */
     if (local)
-        atomic_store_explicit(&w->live_local,
-                              atomic_load_explicit(&w->live_local, memory_order_relaxed) + 1,
-                              memory_order_release);
+        tr__live_local_add(w, 1);
     else
         atomic_fetch_add(&w->live_remote, 1);
     if (atomic_load_explicit(&rt->stopping, local ? memory_order_relaxed : memory_order_seq_cst)) {
