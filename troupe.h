@@ -14,5 +14,6 @@
 #include "tr_io.h"
 #include "tr_signal.h"
 #include "tr_blocking.h"
+#include "tr_select.h"
 
 #endif
