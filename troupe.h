@@ -15,5 +15,6 @@
 #include "tr_signal.h"
 #include "tr_blocking.h"
 #include "tr_select.h"
+#include "tr_chan.h"
 
 #endif
