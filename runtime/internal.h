@@ -176,6 +176,17 @@ static inline tr_task *tr__current(void) {
 
 /* Suspends the current task until something schedules it again. */
 void tr__suspend(void);
+
+/* select on a plain thread with fd clauses (wait.c): sleeps in ppoll() on
+ * pfds[0..n) and the thread's wake-up eventfd (pfds has room for n + 1);
+ * a ready fd claims the waiter for entries[i].  Returns like
+ * tr_waiter_park(). */
+struct pollfd;
+int tr__park_thread_poll(tr_waiter *w, struct pollfd *pfds, tr_wait **entries, int n,
+                         int64_t deadline);
+/* The fd clause's ops, which select.c recognises on plain threads (io.c). */
+struct tr_clause_ops;
+extern const struct tr_clause_ops tr__fd_clause_ops;
 /* Makes t runnable on its worker, from any thread. */
 void tr__schedule(tr_task *t);
 /* Puts a new task first in the run queue (its worker's thread only). */

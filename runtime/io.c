@@ -44,6 +44,7 @@
 
 #include "internal.h"
 #include "tr_io.h"
+#include "tr_select.h"
 
 /* ---- waiting for readiness ----------------------------------------------- */
 
@@ -411,4 +412,65 @@ int tr_tcp_connect(const char *host, int port, int64_t deadline) {
     if (rc < 0)
         return close_with(fd, rc);
     return fd;
+}
+
+/* ---- fd readiness as a select clause --------------------------------------- */
+
+/* In a task the clause keeps an ev_io in the clause's private room; the
+ * watcher claims the shared waiter, so the fd races the other clauses the
+ * same way a channel wake-up does.  On a plain thread arming only checks
+ * readiness; tr_select() then polls the fds itself (tr__park_thread_poll). */
+typedef struct fd_watch {
+    ev_io io;
+    tr_wait *entry;
+} fd_watch;
+
+_Static_assert(sizeof(fd_watch) <= sizeof(((tr_clause *)0)->priv), "fd_watch fits in a clause");
+
+static void fd_clause_cb(struct ev_loop *loop, ev_io *io, int revents) {
+    fd_watch *fw = (fd_watch *)io;
+    ev_io_stop(loop, io);
+    if (tr_waiter_claim(fw->entry->waiter, fw->entry)) {
+        fw->entry->result = (revents & EV_ERROR) ? -EBADF : 0;
+        tr_waiter_wake(fw->entry->waiter);
+    }
+}
+
+static int fd_arm(tr_clause *c, tr_wait *e) {
+    int fd = (int)(intptr_t)c->obj;
+    int events = (int)c->n;
+    struct pollfd p = {.fd = fd, .events = poll_events(events)};
+    int n = poll(&p, 1, 0);
+    if (n != 0) {
+        if (!tr_waiter_claim(e->waiter, e))
+            return TR_SELECT_LOST;
+        c->result = n < 0 ? -errno : (p.revents & POLLNVAL) ? -EBADF : 0;
+        return TR_SELECT_DONE;
+    }
+    tr_worker *wk = tr__tls_worker;
+    if (e->waiter->task && wk) {
+        fd_watch *fw = (fd_watch *)(void *)c->priv.p;
+        ev_io_init(&fw->io, fd_clause_cb, fd,
+                   ((events & TR_READABLE) ? EV_READ : 0) | ((events & TR_WRITABLE) ? EV_WRITE : 0));
+        fw->entry = e;
+        ev_io_start(wk->loop, &fw->io);
+    }
+    return TR_SELECT_ARMED;
+}
+
+static void fd_disarm(tr_clause *c, tr_wait *e) {
+    tr_worker *wk = tr__tls_worker;
+    if (e->waiter->task && wk) /* a task never changes worker while parked */
+        ev_io_stop(wk->loop, &((fd_watch *)(void *)c->priv.p)->io);
+}
+
+const tr_clause_ops tr__fd_clause_ops = {fd_arm, fd_disarm, NULL};
+
+void tr_fd_clause(tr_clause *c, int fd, int events) {
+    bool ok = fd >= 0 && events >= 1 && events <= (TR_READABLE | TR_WRITABLE);
+    c->ops = ok ? &tr__fd_clause_ops : NULL;
+    c->obj = (void *)(intptr_t)fd;
+    c->n = (size_t)events;
+    c->buf = c->aux = NULL;
+    c->result = 0;
 }

@@ -8,7 +8,10 @@
  * nothing.  Exactly one claim succeeds, so exactly one clause completes.
  */
 #include "internal.h"
+#include "tr_io.h"
 #include "tr_select.h"
+
+#include <poll.h>
 
 #include <stdint.h>
 
@@ -51,12 +54,42 @@ static void disarm_others(tr_clause *c, size_t n, size_t start, size_t armed, si
     }
 }
 
+/* A plain thread has no loop to watch fds for it: with fd clauses armed it
+ * polls them itself, beside an eventfd that wakers write. */
+#define TR_SELECT_MAX_FDS 64
+
+static int park_thread(tr_waiter *w, tr_clause *c, size_t n, size_t start, size_t armed,
+                       int64_t deadline) {
+    struct pollfd pfds[TR_SELECT_MAX_FDS + 1];
+    tr_wait *entries[TR_SELECT_MAX_FDS];
+    int nfds = 0;
+    for (size_t k = 0; k < armed; k++) {
+        size_t i = (start + k) % n;
+        if (c[i].ops != &tr__fd_clause_ops)
+            continue;
+        if (nfds == TR_SELECT_MAX_FDS)
+            return TR_EINVAL; /* checked up front; kept as a guard */
+        int ev = (int)c[i].n;
+        pfds[nfds].fd = (int)(intptr_t)c[i].obj;
+        pfds[nfds].events = (short)(((ev & TR_READABLE) ? POLLIN : 0) | ((ev & TR_WRITABLE) ? POLLOUT : 0));
+        entries[nfds++] = &c[i].entry;
+    }
+    if (nfds == 0)
+        return tr_waiter_park(w, NULL, deadline);
+    return tr__park_thread_poll(w, pfds, entries, nfds, deadline);
+}
+
 int tr_select(tr_clause *c, size_t n, int64_t deadline, unsigned flags) {
     if (n > 0 && c == NULL)
         return TR_EINVAL;
-    for (size_t i = 0; i < n; i++)
+    size_t fds = 0;
+    for (size_t i = 0; i < n; i++) {
         if (c[i].ops == NULL || c[i].ops->arm == NULL || c[i].ops->disarm == NULL)
             return TR_EINVAL;
+        fds += c[i].ops == &tr__fd_clause_ops;
+    }
+    if (fds > TR_SELECT_MAX_FDS && !tr__current())
+        return TR_EINVAL;
     int rc = tr_wait_enter();
     if (rc != 0)
         return rc;
@@ -86,7 +119,10 @@ int tr_select(tr_clause *c, size_t n, int64_t deadline, unsigned flags) {
     /* Lost: an earlier clause was claimed and its wake is on the way; the
      * park below only collects it (the state is no longer WAITING, so the
      * deadline and cancellation cannot win any more). */
-    rc = tr_waiter_park(&w, NULL, lost ? TR_NEVER : deadline);
+    if (!lost && !w.task)
+        rc = park_thread(&w, c, n, start, armed, deadline);
+    else
+        rc = tr_waiter_park(&w, NULL, lost ? TR_NEVER : deadline);
     if (rc != 0) {
         disarm_others(c, n, start, armed, SIZE_MAX);
         return rc;

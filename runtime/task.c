@@ -11,6 +11,7 @@
  * that can never start.
  */
 #include "internal.h"
+#include "tr_select.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,6 +257,62 @@ int tr_task_join_until(tr_task *t, void **result, int64_t deadline) {
 }
 
 int tr_task_join(tr_task *t, void **result) { return tr_task_join_until(t, result, TR_NEVER); }
+
+/* ---- a task's end as a select clause ------------------------------------ */
+
+static void join_done(tr_clause *c) {
+    tr_task *t = c->obj;
+    if (c->aux)
+        *(void **)c->aux = t->result;
+    tr__task_release(t);
+    c->result = 0;
+}
+
+static int join_arm(tr_clause *c, tr_wait *e) {
+    tr_task *t = c->obj;
+    if (t == tr__current()) {
+        if (!tr_waiter_claim(e->waiter, e))
+            return TR_SELECT_LOST;
+        c->result = TR_EDEADLK;
+        return TR_SELECT_DONE;
+    }
+    tr_spin_lock(&t->lock);
+    if (!t->done) {
+        tr_waitq_push(&t->joiners, e);
+        tr_spin_unlock(&t->lock);
+        return TR_SELECT_ARMED;
+    }
+    bool won = tr_waiter_claim(e->waiter, e);
+    tr_spin_unlock(&t->lock);
+    if (!won)
+        return TR_SELECT_LOST;
+    join_done(c);
+    return TR_SELECT_DONE;
+}
+
+static void join_disarm(tr_clause *c, tr_wait *e) {
+    tr_task *t = c->obj;
+    tr_spin_lock(&t->lock);
+    if (e->linked)
+        tr_waitq_remove(&t->joiners, e);
+    tr_spin_unlock(&t->lock);
+}
+
+static void join_finish(tr_clause *c, tr_wait *e) {
+    (void)e;
+    join_done(c);
+}
+
+static const tr_clause_ops join_ops = {join_arm, join_disarm, join_finish};
+
+void tr_task_join_clause(tr_clause *c, tr_task *t, void **result) {
+    c->ops = t ? &join_ops : NULL; /* NULL ops: tr_select() says TR_EINVAL */
+    c->obj = t;
+    c->buf = NULL;
+    c->aux = result;
+    c->n = 0;
+    c->result = 0;
+}
 
 void tr_task_detach(tr_task *t) {
     if (t)

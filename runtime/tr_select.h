@@ -75,6 +75,12 @@ struct tr_clause {
     void *aux;     /* a second out-parameter (a permit, a lag count...) */
     int result;    /* after tr_select(): the chosen clause's outcome */
     tr_wait entry; /* storage for the wait; the caller's, no allocation */
+    /* Room for a clause's private state while armed (an fd clause keeps its
+     * libev watcher here), so that no clause needs to allocate. */
+    union {
+        void *p[8];
+        uint64_t u[8];
+    } priv;
 };
 
 enum {
@@ -88,6 +94,20 @@ enum {
  * reports), or TR_ETIMEDOUT, TR_ECANCELED, or TR_EINVAL (NULL clauses with
  * n > 0, a clause without ops).  n == 0 waits for the deadline alone. */
 int tr_select(tr_clause *clauses, size_t n, int64_t deadline, unsigned flags);
+
+/* ---- the runtime's own clauses ----------------------------------------- */
+
+/* A task's end.  When chosen, the task has been joined (as by
+ * tr_task_join(): the handle is used up) and *result, if result is not
+ * NULL, holds what it returned; clause result 0.  Not chosen, the handle
+ * stays valid.  Joining the calling task itself gives TR_EDEADLK. */
+void tr_task_join_clause(tr_clause *c, tr_task *t, void **result);
+
+/* fd readiness, events TR_READABLE and/or TR_WRITABLE (from tr_io.h).
+ * Clause result 0 when ready, -EBADF for a bad fd.  In a task the fd is
+ * watched by the worker's libev loop; on a plain thread the select polls
+ * it together with the thread's wake-up fd. */
+void tr_fd_clause(tr_clause *c, int fd, int events);
 
 /* A clause that never completes; handy to switch a clause off in an array
  * that keeps its shape (the seeds' `if cond` guard in tokio::select!). */

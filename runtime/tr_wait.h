@@ -92,6 +92,8 @@ typedef struct tr_waiter {
     atomic_int woken;         /* plain threads sleep on this futex word */
     struct tr_wait *winner;   /* the entry whose claim won */
     void *timer;              /* the worker's deadline timer, while parked */
+    atomic_int wake_fd;       /* plain thread polling fds in a select: its
+                                 eventfd, written on wake; else -1 */
 } tr_waiter;
 
 typedef struct tr_wait {

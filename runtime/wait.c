@@ -11,7 +11,11 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <linux/futex.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -41,6 +45,7 @@ void tr_waiter_init(tr_waiter *w) {
     atomic_init(&w->woken, 0);
     w->winner = NULL;
     w->timer = NULL;
+    atomic_init(&w->wake_fd, -1);
 }
 
 static void futex_wait(atomic_int *word, int expect, const struct timespec *rel) {
@@ -55,7 +60,15 @@ void tr_waiter_wake(tr_waiter *w) {
     if (w->task) {
         tr__schedule(w->task);
     } else {
-        atomic_store_explicit(&w->woken, 1, memory_order_release);
+        /* seq_cst on both sides: either the poller sees woken, or we see
+         * its wake_fd (select's fd polling publishes it, then checks). */
+        atomic_store(&w->woken, 1);
+        int fd = atomic_load(&w->wake_fd);
+        if (fd >= 0) { /* pooled, never closed: a late write is a spurious wake */
+            uint64_t one = 1;
+            ssize_t r = write(fd, &one, sizeof one);
+            (void)r;
+        }
         futex_wake(&w->woken); /* harmless if the waiter has already gone */
     }
 }
@@ -164,4 +177,105 @@ int tr_waiter_park(tr_waiter *w, tr_spin *lock, int64_t deadline) {
     if (w->task)
         return park_task(w, w->task, deadline);
     return park_thread(w, deadline);
+}
+
+/* ---- plain threads that select on fds ----------------------------------------
+ *
+ * A plain thread has no libev loop, so a select with fd clauses sleeps in
+ * ppoll() on those fds plus an eventfd that tr_waiter_wake() writes.  The
+ * eventfds come from a process-wide pool and are never closed: a waker
+ * that writes after its waiter has gone (it loaded wake_fd just before)
+ * then causes at most a spurious wake-up of a later poller, never a write
+ * into an fd number that something else reuses.  The pool holds one fd
+ * per plain thread that ever polled at the same time, and no more. */
+
+static pthread_mutex_t efd_mu = PTHREAD_MUTEX_INITIALIZER;
+static int efd_free[256];
+static int efd_nfree;
+
+static int efd_get(void) {
+    int fd = -1;
+    pthread_mutex_lock(&efd_mu);
+    if (efd_nfree > 0)
+        fd = efd_free[--efd_nfree];
+    pthread_mutex_unlock(&efd_mu);
+    if (fd < 0)
+        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return fd;
+}
+
+static void efd_put(int fd) {
+    uint64_t v;
+    while (read(fd, &v, sizeof v) > 0) /* drain stale wake-ups */
+        ;
+    pthread_mutex_lock(&efd_mu);
+    if (efd_nfree < (int)(sizeof efd_free / sizeof efd_free[0])) {
+        efd_free[efd_nfree++] = fd;
+        fd = -1;
+    }
+    pthread_mutex_unlock(&efd_mu);
+    /* Pool full (hundreds of threads polling at once): keeping it open
+     * forever is the price of never closing one under a late writer. */
+    (void)fd;
+}
+
+int tr__park_thread_poll(tr_waiter *w, struct pollfd *pfds, tr_wait **entries, int n,
+                         int64_t deadline) {
+    int efd = efd_get();
+    if (efd < 0)
+        return -errno;
+    atomic_store(&w->wake_fd, efd);
+    pfds[n].fd = efd;
+    pfds[n].events = POLLIN;
+    int rc;
+    for (;;) {
+        if (atomic_load(&w->woken)) {
+            rc = outcome(w);
+            break;
+        }
+        struct timespec ts, *tsp = NULL;
+        if (deadline != TR_NEVER && atomic_load(&w->state) == TR_WAITER_WAITING) {
+            int64_t now = tr_now();
+            if (deadline <= now) {
+                if (settle(w, TR_WAITER_TIMEDOUT)) {
+                    rc = TR_ETIMEDOUT;
+                    break;
+                }
+                deadline = TR_NEVER; /* claimed meanwhile: its wake is coming */
+                continue;
+            }
+            int64_t left = deadline - now;
+            ts.tv_sec = (time_t)(left / 1000000000);
+            ts.tv_nsec = (long)(left % 1000000000);
+            tsp = &ts;
+        }
+        for (int i = 0; i <= n; i++)
+            pfds[i].revents = 0;
+        int k = ppoll(pfds, (nfds_t)n + 1, tsp, NULL);
+        if (k < 0 && errno != EINTR) {
+            rc = -errno;
+            if (settle(w, TR_WAITER_CANCELED)) /* no waker can win any more */
+                break;
+            continue; /* a waker won meanwhile: collect its wake */
+        }
+        if (pfds[n].revents) {
+            uint64_t v;
+            while (read(efd, &v, sizeof v) > 0)
+                ;
+        }
+        if (k <= 0 || (pfds[n].revents && k == 1))
+            continue; /* the loop head reads woken and the clock */
+        for (int i = 0; i < n; i++) {
+            if (!pfds[i].revents)
+                continue;
+            if (tr_waiter_claim(w, entries[i])) {
+                entries[i]->result = (pfds[i].revents & POLLNVAL) ? -EBADF : 0;
+                atomic_store(&w->woken, 1);
+            }
+            break; /* won or lost, the loop head now finds woken set */
+        }
+    }
+    atomic_store(&w->wake_fd, -1);
+    efd_put(efd);
+    return rc;
 }
