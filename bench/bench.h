@@ -1,0 +1,42 @@
+/* bench.h — what the benchmark files of troupe-bench share.
+ *
+ * troupe-bench.c is the driver (options, the result line, one runtime per
+ * bench); each bench_*.c file holds one family of benches as task bodies
+ * that fill a bench_out.  See troupe-bench.c for the line form.
+ */
+#ifndef TR_BENCH_H
+#define TR_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum skynet_mode { SKY_LOCAL, SKY_SPREAD, SKY_BALANCED };
+
+typedef struct bench_opts {
+    int workers;          /* -1: the bench's default */
+    enum skynet_mode sky;
+    size_t stack;
+    int stats;
+} bench_opts;
+
+extern bench_opts opt;
+
+typedef struct {
+    uint64_t n;
+    int64_t ns;
+    int ok;
+    char extra[256]; /* extra k=v fields for the result line */
+} bench_out;
+
+/* Appends to the string in buf, truncating at cap. */
+void append(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Task bodies: arg is a bench_out * with n set; they fill ns, ok, extra. */
+void *switch_body(void *p);
+void *spawn_body(void *p);
+void *skynet_body(void *p);
+void skynet_setup(void);
+int skynet_n_ok(uint64_t n); /* a power of 10 that fits a word */
+extern const char *const skynet_mode_names[];
+
+#endif
