@@ -333,7 +333,7 @@ END_TEST
 /* ---- real waiters: tasks on several workers, plain threads --------------------------- */
 
 static tr_notify gn;
-static atomic_int registered, finished, order[8];
+static atomic_int registered, finished, order[16];
 
 /* Registers (counted), then waits; records the order in which waiters end. */
 static void *ordered_waiter(void *arg) {
@@ -344,8 +344,12 @@ static void *ordered_waiter(void *arg) {
     atomic_fetch_add(&registered, 1);
     int rc = tr_notified_wait(&nd, TR_TEST_DEADLINE());
     tr_notified_drop(&nd);
-    if (rc == 0)
-        atomic_store(&order[atomic_fetch_add(&finished, 1)], id);
+    if (rc == 0) {
+        /* one waiter is woken per notify, so the slot is free: fill it,
+         * then publish */
+        atomic_store(&order[atomic_load(&finished)], id);
+        atomic_fetch_add(&finished, 1);
+    }
     return RC(rc);
 }
 
@@ -737,10 +741,12 @@ START_TEST(stress_no_lost_wakeup) {
 }
 END_TEST
 
-/* Plain one-call waiters with random deadlines racing notify_one: each
- * wait that returns 0 consumed a notification, and the final permit count
- * shows none vanished: with notifications >= waits there must be a permit
- * or every notification reached a waiter. */
+/* Plain one-call waiters with deadlines of a few microseconds racing a
+ * stream of notify_one: the notifier keeps choosing waiters whose deadline
+ * is firing, which must pass the notification on in unregister_locked.
+ * Counting cannot prove conservation here (permits collapse), so this run
+ * is for the sanitizers and for the end state: nothing left registered,
+ * and notifications still reach waiters afterwards. */
 static atomic_int woke;
 
 static void *racing_waiter(void *arg) {
@@ -778,11 +784,12 @@ START_TEST(stress_racing_timeouts) {
     pthread_join(th, NULL);
     ck_assert_int_eq(queued(&gn), 0);
     ck_assert_int_le(atomic_load(&woke), sent);
-    /* The last notify_one either reached a waiter or is still stored... a
-     * waiter might have consumed it; what must hold is that a fresh one is
-     * kept now that nobody waits. */
+    ck_assert_int_gt(atomic_load(&woke), 0);
+    take_permit(&gn);
+    ck_assert(!take_permit(&gn));
     tr_notify_one(&gn);
     ck_assert(take_permit(&gn));
+    ck_assert_tr_ok(tr_notify_destroy(&gn));
     tr_runtime_free(&rt);
 }
 END_TEST
