@@ -16,5 +16,8 @@
 #include "tr_blocking.h"
 #include "tr_select.h"
 #include "tr_chan.h"
+#include "tr_notify.h"
+#include "tr_barrier.h"
+#include "tr_once.h"
 
 #endif

@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The code for "already holds a value" (tr_error.h has no EEXIST). */
-#define ALREADY_SET TR_EFULL
+/* The code for "already holds a value". */
+#define ALREADY_SET TR_EEXIST
 
 #define ONCE_MAGIC    0x4f6e6365u
 #define SETONCE_MAGIC 0x5365744fu

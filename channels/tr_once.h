@@ -17,9 +17,8 @@
  * tr_setonce_wait() waits until it has.  There is no "being initialised"
  * state: the value is stored and published in one locked section.
  *
- * Error codes: tr_error.h has no "already exists"; a set on a cell that
- * already holds a value returns TR_EFULL (the one-slot twin of the
- * TR_EEMPTY a get on an empty cell returns).  TR_EBUSY means a
+ * Error codes: a set on a cell that already holds a value returns
+ * TR_EEXIST (a get on an empty cell, TR_EEMPTY).  TR_EBUSY means a
  * tr_once initializer is running right now.
  *
  * Works from tasks on any worker and from plain threads.
@@ -78,7 +77,7 @@ int tr_once_get(tr_once *o, void *out);
 
 /* Stores *value if the cell is empty (the caller's value then belongs to
  * the cell).  Wakes callers waiting in get_or_init.  Never waits.  Returns
- * 0; TR_EFULL if it already holds a value and TR_EBUSY while an
+ * 0; TR_EEXIST if it already holds a value and TR_EBUSY while an
  * initializer runs (the value stays with the caller in both); TR_EINVAL. */
 int tr_once_set(tr_once *o, const void *value);
 
@@ -124,7 +123,7 @@ int tr_setonce_destroy(tr_setonce *s);
 bool tr_setonce_initialized(tr_setonce *s);
 
 /* Stores *value and wakes every waiter; exactly one set ever succeeds.
- * Never waits.  Returns 0, TR_EFULL if already set (the value stays with
+ * Never waits.  Returns 0, TR_EEXIST if already set (the value stays with
  * the caller), TR_EINVAL. */
 int tr_setonce_set(tr_setonce *s, const void *value);
 

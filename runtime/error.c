@@ -19,6 +19,7 @@ const char *tr_strerror(int code) {
     case TR_EAGAIN:    return "resource temporarily unavailable";
     case TR_EPERM:     return "operation not permitted here";
     case TR_EBUSY:     return "resource busy";
+    case TR_EEXIST:    return "already set";
     case TR_ECLOSED:   return "channel closed";
     case TR_EFULL:     return "no available capacity";
     case TR_EEMPTY:    return "nothing available";
@@ -42,6 +43,7 @@ const char *tr_strerror_name(int code) {
     case TR_EAGAIN:    return "TR_EAGAIN";
     case TR_EPERM:     return "TR_EPERM";
     case TR_EBUSY:     return "TR_EBUSY";
+    case TR_EEXIST:    return "TR_EEXIST";
     case TR_ECLOSED:   return "TR_ECLOSED";
     case TR_EFULL:     return "TR_EFULL";
     case TR_EEMPTY:    return "TR_EEMPTY";

@@ -27,6 +27,7 @@ extern "C" {
 #define TR_EAGAIN    (-EAGAIN)    /* try again later (non-blocking I/O) */
 #define TR_EPERM     (-EPERM)     /* not allowed from this context */
 #define TR_EBUSY     (-EBUSY)     /* the object is in use */
+#define TR_EEXIST    (-EEXIST)    /* already set (a once cell, a name) */
 
 /* troupe's own conditions. */
 #define TR_ECLOSED   (-4001) /* the other side is gone or the object is closed */

@@ -5,7 +5,7 @@
 
 START_TEST(test_codes_named) {
     int codes[] = {TR_OK,     TR_EINVAL,   TR_ENOMEM, TR_ETIMEDOUT, TR_ECANCELED,
-                   TR_EDEADLK, TR_EAGAIN,  TR_EPERM,  TR_EBUSY,     TR_ECLOSED,
+                   TR_EDEADLK, TR_EAGAIN,  TR_EPERM,  TR_EBUSY, TR_EEXIST,     TR_ECLOSED,
                    TR_EFULL,  TR_EEMPTY,   TR_ELAGGED, TR_EDOWN,    TR_ESHUTDOWN};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         ck_assert_str_ne(tr_strerror_name(codes[i]), "TR_E?");

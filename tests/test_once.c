@@ -71,7 +71,7 @@ START_TEST(set_get_twice_uninit) {
     ck_assert_tr_ok(tr_once_get(&o, &out));
     ck_assert_int_eq(out, 5);
     v = 6;
-    ck_assert_tr_err(tr_once_set(&o, &v), TR_EFULL); /* already initialised */
+    ck_assert_tr_err(tr_once_set(&o, &v), TR_EEXIST); /* already initialised */
     ck_assert_int_eq(atomic_load(&drops), 0);        /* 6 stayed with us */
     ck_assert_tr_ok(tr_once_get(&o, &out));
     ck_assert_int_eq(out, 5);
@@ -195,7 +195,7 @@ START_TEST(set_while_initializing) {
     ck_assert_int_eq(join_rc(ta), 0);
     ck_assert_tr_ok(tr_once_get(&go, &out));
     ck_assert_int_eq(out, 5);
-    ck_assert_tr_err(tr_once_set(&go, &v), TR_EFULL);
+    ck_assert_tr_err(tr_once_set(&go, &v), TR_EEXIST);
     ck_assert_tr_ok(tr_once_destroy(&go));
     tr_runtime_free(&rt);
 }
@@ -415,7 +415,7 @@ START_TEST(setonce_drop_and_twice) {
     ck_assert_tr_ok(tr_setonce_get(&s, &out));
     ck_assert_int_eq(out, 5);
     v = 6;
-    ck_assert_tr_err(tr_setonce_set(&s, &v), TR_EFULL);
+    ck_assert_tr_err(tr_setonce_set(&s, &v), TR_EEXIST);
     ck_assert_int_eq(atomic_load(&drops), 0);
     ck_assert_tr_ok(tr_setonce_wait(&s, &out, 0)); /* set: no wait */
     ck_assert_int_eq(out, 5);
@@ -465,7 +465,7 @@ START_TEST(setonce_set_and_wait_tasks_threads) {
     void *r2;
     pthread_join(sth, &r2);
     ck_assert((r1 == 0) != ((int)(intptr_t)r2 == 0));
-    ck_assert_int_eq(r1 == 0 ? (int)(intptr_t)r2 : r1, TR_EFULL);
+    ck_assert_int_eq(r1 == 0 ? (int)(intptr_t)r2 : r1, TR_EEXIST);
     int winner = r1 == 0 ? 4 : 3;
     for (int i = 0; i < TASKS; i++)
         ck_assert_int_eq(join_rc(t[i]), winner);
