@@ -48,9 +48,10 @@ static pthread_mutex_t dbg_mu = PTHREAD_MUTEX_INITIALIZER;
 static tr_lock_debug *dbg_head;
 #endif
 
-void tr__lock_debug_hold(tr_lock_debug *d, uintptr_t owner) {
+void tr__lock_debug_hold(tr_lock_debug *d, const void *lock, uintptr_t owner) {
 #ifdef TR_DEBUG
     pthread_mutex_lock(&dbg_mu);
+    d->lock = lock;
     d->owner = owner;
     if (!d->listed) {
         d->prev = NULL;
@@ -63,6 +64,7 @@ void tr__lock_debug_hold(tr_lock_debug *d, uintptr_t owner) {
     pthread_mutex_unlock(&dbg_mu);
 #else
     (void)d;
+    (void)lock;
     (void)owner;
 #endif
 }
@@ -99,11 +101,11 @@ int tr_lock_debug_report(const tr_task *t) {
         count++;
         const char *name = d->name ? d->name : "";
         if (task)
-            fprintf(stderr, "troupe: task %" PRIu64 " \"%s\" holds %s \"%s\" (%p)\n",
-                    tr_task_id(task), tr_task_name(task), d->kind, name, (void *)d);
+            fprintf(stderr, "troupe: task %" PRIu64 " \"%s\" still holds %s \"%s\" (%p)\n",
+                    tr_task_id(task), tr_task_name(task), d->kind, name, d->lock);
         else
-            fprintf(stderr, "troupe: a plain thread holds %s \"%s\" (%p)\n", d->kind, name,
-                    (void *)d);
+            fprintf(stderr, "troupe: a plain thread still holds %s \"%s\" (%p)\n", d->kind,
+                    name, d->lock);
     }
     pthread_mutex_unlock(&dbg_mu);
     return count;
@@ -115,7 +117,7 @@ int tr_lock_debug_report(const tr_task *t) {
 
 static inline void debug_hold(tr_mutex *m, uintptr_t me) {
 #ifdef TR_DEBUG
-    tr__lock_debug_hold(&m->dbg, me);
+    tr__lock_debug_hold(&m->dbg, m, me);
 #else
     (void)m;
     (void)me;
@@ -130,7 +132,7 @@ int tr_mutex_init(tr_mutex *m) {
     atomic_init(&m->state, 0);
     tr_spin_init(&m->lock);
     tr_waitq_init(&m->waiters);
-    m->dbg = (tr_lock_debug){NULL, NULL, NULL, "mutex", 0, false};
+    m->dbg = (tr_lock_debug){NULL, NULL, NULL, "mutex", m, 0, false};
     return 0;
 }
 

@@ -23,7 +23,7 @@ static uintptr_t writer_of(const tr_rwlock *l) {
 static void became_writer(tr_rwlock *l, uintptr_t me) {
     atomic_store_explicit(&l->writer, me, memory_order_release);
 #ifdef TR_DEBUG
-    tr__lock_debug_hold(&l->dbg, me);
+    tr__lock_debug_hold(&l->dbg, l, me);
 #endif
 }
 
@@ -46,7 +46,7 @@ int tr_rwlock_init_max(tr_rwlock *l, size_t max_readers) {
     tr_sem_init(&l->sem, max_readers);
     l->max_readers = max_readers;
     atomic_init(&l->writer, 0);
-    l->dbg = (tr_lock_debug){NULL, NULL, NULL, "rwlock", 0, false};
+    l->dbg = (tr_lock_debug){NULL, NULL, NULL, "rwlock", l, 0, false};
     return 0;
 }
 

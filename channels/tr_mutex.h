@@ -60,6 +60,7 @@ typedef struct tr_lock_debug {
     struct tr_lock_debug *next, *prev;
     const char *name;  /* tr_mutex_set_name(); the caller's string */
     const char *kind;  /* "mutex", "rwlock" */
+    const void *lock;  /* the lock this belongs to, for reports */
     uintptr_t owner;
     bool listed;
 } tr_lock_debug;
@@ -74,7 +75,7 @@ typedef struct tr_mutex {
 } tr_mutex;
 
 /* A static initialiser: an unlocked mutex without a name. */
-#define TR_MUTEX_INIT {0, TR_SPIN_INIT, {NULL, NULL}, {NULL, NULL, NULL, NULL, 0, false}}
+#define TR_MUTEX_INIT {0, TR_SPIN_INIT, {NULL, NULL}, {NULL, NULL, NULL, "mutex", NULL, 0, false}}
 
 /* Initialises *m, unlocked.  0 or TR_EINVAL (NULL).  Never waits. */
 int tr_mutex_init(tr_mutex *m);
@@ -126,9 +127,9 @@ int tr_lock_debug_report(const tr_task *t);
 
 /* The caller's owner id: its tr_task, or a per-thread tag (low bit 0). */
 uintptr_t tr__lock_owner_self(void);
-/* Debug registry: d is now held by owner / is no longer held.  No-ops in
- * release builds. */
-void tr__lock_debug_hold(tr_lock_debug *d, uintptr_t owner);
+/* Debug registry: d (part of `lock`) is now held by owner / is no longer
+ * held.  No-ops in release builds. */
+void tr__lock_debug_hold(tr_lock_debug *d, const void *lock, uintptr_t owner);
 void tr__lock_debug_drop(tr_lock_debug *d);
 
 #ifdef __cplusplus

@@ -60,7 +60,7 @@ typedef struct tr_rwlock {
 /* A static initialiser: unlocked, TR_RWLOCK_MAX_READERS readers. */
 #define TR_RWLOCK_INIT                                                                \
     {TR_SEM_INIT(TR_RWLOCK_MAX_READERS), TR_RWLOCK_MAX_READERS, 0,                    \
-     {NULL, NULL, NULL, "rwlock", 0, false}}
+     {NULL, NULL, NULL, "rwlock", NULL, 0, false}}
 
 /* Initialises *l, unlocked, for TR_RWLOCK_MAX_READERS / max_readers
  * concurrent readers.  TR_EINVAL for NULL, max_readers == 0 or >

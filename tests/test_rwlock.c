@@ -6,6 +6,8 @@
  * "Pending" is read off the queue of the semaphore the lock is made of: a
  * waiter not yet granted cannot return, so "still queued" is definite.
  */
+#include "config.h" /* TR_DEBUG: whether the lock registry exists */
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -411,6 +413,38 @@ START_TEST(test_owner_rules) {
 }
 END_TEST
 
+/* ---- debug report --------------------------------------------------------------------- */
+
+static void *write_and_report(void *arg) {
+    tr_rwlock *l = arg;
+    ck_assert_tr_ok(tr_rwlock_write(l, TR_TEST_DEADLINE()));
+    int held = tr_lock_debug_report(NULL); /* what the task-exit hook will do */
+#ifdef TR_DEBUG
+    ck_assert_int_eq(held, 1);
+#else
+    ck_assert_int_eq(held, 0);
+#endif
+    ck_assert_tr_ok(tr_rwlock_downgrade(l));
+    ck_assert_int_eq(tr_lock_debug_report(NULL), 0); /* readers are not tracked */
+    ck_assert_tr_ok(tr_rwlock_read_unlock(l));
+    return NULL;
+}
+
+START_TEST(test_debug_report) {
+    tr_rwlock l;
+    tr_rwlock_init(&l);
+    tr_rwlock_set_name(&l, "config");
+    tr_spawn_opts o = {.name = "publisher"};
+    tr_runtime *rt = tr_test_runtime(1);
+    tr_task *t;
+    ck_assert_tr_ok(tr_spawn_ex(rt, &o, &t, write_and_report, &l));
+    join_rc(t);
+    write_and_report(&l); /* a plain thread */
+    ck_assert_tr_ok(tr_rwlock_destroy(&l));
+    tr_runtime_free(&rt);
+}
+END_TEST
+
 /* ---- select ---------------------------------------------------------------------------------- */
 
 static tr_rwlock sel_l1, sel_l2;
@@ -650,6 +684,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_downgrade);
     tcase_add_test(tc, test_owner_rules);
     tcase_add_test(tc, test_select);
+    tcase_add_test(tc, test_debug_report);
     suite_add_tcase(s, tc);
     tc = tr_tcase("stress");
     tcase_add_test(tc, test_hammer);
