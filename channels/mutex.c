@@ -198,7 +198,8 @@ static void mutex_leave(tr_mutex *m, tr_wait *e) {
     tr_spin_unlock(&m->lock);
 }
 
-static int lock_slow(tr_mutex *m, uintptr_t me, int64_t deadline) {
+/* noinline: keeps the fast path's frame small (no saved registers). */
+__attribute__((noinline)) static int lock_slow(tr_mutex *m, uintptr_t me, int64_t deadline) {
     tr_waiter w;
     tr_wait e;
     tr_waiter_init(&w);
@@ -255,7 +256,7 @@ int tr_mutex_try_lock(tr_mutex *m) {
 
 /* ---- unlocking ----------------------------------------------------------------------- */
 
-static int unlock_slow(tr_mutex *m) {
+__attribute__((noinline)) static int unlock_slow(tr_mutex *m) {
     tr_spin_lock(&m->lock);
     tr_wait *e = tr_waitq_claim_next(&m->waiters);
     if (e) {

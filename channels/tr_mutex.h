@@ -116,11 +116,14 @@ const char *tr_mutex_name(const tr_mutex *m); /* "" if none */
 int tr_mutex_lock_clause(tr_clause *c, tr_mutex *m);
 
 /* Debug builds: writes to stderr one line per troupe lock (mutex, rwlock
- * write lock) that task t holds, naming the task and the lock, and returns
- * how many; t == NULL means the caller (task or plain thread).  Release
- * builds keep no registry and return 0.  Meant for the runtime to call when
- * a task returns ("task 7 'worker' ended holding mutex 'accounts'"), and
- * for tests.  Never waits. */
+ * write lock) that task t holds, naming the task and the lock
+ * ('troupe: task 7 "bookkeeper" still holds mutex "accounts" (0x...)'),
+ * and returns how many; t == NULL means the caller (task or plain thread).
+ * Release builds keep no registry and return 0.  Never waits.
+ * It is meant to run when a task's body returns, while the task is still
+ * alive; the runtime does not call it yet, so until it does, call it at the
+ * end of a task body you suspect (or in a test).  Readers of a rwlock are
+ * not tracked. */
 int tr_lock_debug_report(const tr_task *t);
 
 /* ---- for rwlock.c only; not part of the API -------------------------------- */
