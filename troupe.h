@@ -19,5 +19,8 @@
 #include "tr_notify.h"
 #include "tr_barrier.h"
 #include "tr_once.h"
+#include "tr_semaphore.h"
+#include "tr_mutex.h"
+#include "tr_rwlock.h"
 
 #endif

@@ -46,6 +46,14 @@ uintptr_t tr__lock_owner_self(void) { return self_id(); }
 #ifdef TR_DEBUG
 static pthread_mutex_t dbg_mu = PTHREAD_MUTEX_INITIALIZER;
 static tr_lock_debug *dbg_head;
+
+/* Every task's end is checked: a task that returns holding a troupe lock
+ * is a bug that would otherwise show up later as a hang. */
+static void report_at_exit(tr_task *t) { tr_lock_debug_report(t); }
+
+__attribute__((constructor)) static void install_exit_hook(void) {
+    tr__set_task_exit_hook(report_at_exit);
+}
 #endif
 
 void tr__lock_debug_hold(tr_lock_debug *d, const void *lock, uintptr_t owner) {

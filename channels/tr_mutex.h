@@ -120,10 +120,9 @@ int tr_mutex_lock_clause(tr_clause *c, tr_mutex *m);
  * ('troupe: task 7 "bookkeeper" still holds mutex "accounts" (0x...)'),
  * and returns how many; t == NULL means the caller (task or plain thread).
  * Release builds keep no registry and return 0.  Never waits.
- * It is meant to run when a task's body returns, while the task is still
- * alive; the runtime does not call it yet, so until it does, call it at the
- * end of a task body you suspect (or in a test).  Readers of a rwlock are
- * not tracked. */
+ * Debug builds also run it by themselves on every task whose body returns
+ * (through the runtime's task-exit hook), so a task that ends holding a
+ * lock is named on stderr.  Readers of a rwlock are not tracked. */
 int tr_lock_debug_report(const tr_task *t);
 
 /* ---- for rwlock.c only; not part of the API -------------------------------- */

@@ -212,7 +212,14 @@ int tr_spawn(tr_task **out, tr_task_fn fn, void *arg) {
     return tr_spawn_ex(NULL, NULL, out, fn, arg);
 }
 
+static _Atomic(tr_task_exit_hook) exit_hook;
+
+void tr__set_task_exit_hook(tr_task_exit_hook fn) { atomic_store(&exit_hook, fn); }
+
 void tr__task_exit(tr_task *t) {
+    tr_task_exit_hook hook = atomic_load_explicit(&exit_hook, memory_order_relaxed);
+    if (hook)
+        hook(t);
     tr_worker *w = t->worker;
     tr_wait *woken = NULL;
     tr_spin_lock(&t->lock);
@@ -336,7 +343,7 @@ int tr_task_cancel(tr_task *t) {
     if (atomic_exchange_explicit(&t->poke_queued, 1, memory_order_acq_rel))
         return 0; /* a poke is on its way already */
     if (tr__tls_worker == t->worker) {
-        atomic_store_explicit(&t->poke_queued, 0, memory_order_relaxed);
+        atomic_store_explicit(&t->poke_queued, 0, memory_order_release);
         tr__task_poke(t);
         return 0;
     }

@@ -125,6 +125,13 @@ tr_task *tr_task_self(void);
 /* Whether the calling task has been cancelled (0 on a plain thread). */
 int tr_task_cancelled(void);
 
+/* For troupe's upper layers, not for programs: a function the runtime calls
+ * on a task's own stack when its body has returned, before its joiners
+ * wake (the debug build's "task ended holding a lock" report uses it).
+ * One hook per process; NULL (the default) for none. */
+typedef void (*tr_task_exit_hook)(tr_task *t);
+void tr__set_task_exit_hook(tr_task_exit_hook fn);
+
 /* A task's id (unique within the process, from 1) and name ("" if none). */
 uint64_t tr_task_id(const tr_task *t);
 const char *tr_task_name(const tr_task *t);

@@ -97,7 +97,7 @@ static void drain_inject(tr_worker *w) {
             break;
         case TR_INJ_POKE: {
             tr_task *t = (tr_task *)((char *)n - offsetof(tr_task, poke_node));
-            atomic_store_explicit(&t->poke_queued, 0, memory_order_relaxed);
+            atomic_store_explicit(&t->poke_queued, 0, memory_order_release);
             tr__task_poke(t);
             tr__task_release(t);
             break;

@@ -12,6 +12,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "tr_mutex.h"
@@ -673,10 +676,58 @@ START_TEST(test_debug_report) {
 }
 END_TEST
 
+/* The runtime's exit hook reports a task that returns holding a lock, by
+ * itself: run one in a child whose stderr goes to a pipe. */
+static void *return_holding(void *arg) {
+    ck_assert_tr_ok(tr_mutex_lock(arg, TR_TEST_DEADLINE()));
+    return NULL; /* the bug under test: the mutex stays locked */
+}
+
+START_TEST(test_exit_hook_reports) {
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], 2);
+        close(p[0]);
+        tr_mutex m;
+        tr_mutex_init(&m);
+        tr_mutex_set_name(&m, "ledger");
+        tr_spawn_opts o = {.name = "forgetful"};
+        tr_runtime *rt = tr_test_runtime(1);
+        tr_task *t;
+        if (tr_spawn_ex(rt, &o, &t, return_holding, &m) != 0 ||
+            tr_task_join_until(t, NULL, TR_TEST_DEADLINE()) != 0)
+            _exit(2);
+        tr_runtime_free(&rt);
+        _exit(0);
+    }
+    close(p[1]);
+    char buf[512] = "";
+    size_t len = 0;
+    ssize_t r;
+    while (len < sizeof buf - 1 && (r = read(p[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)r;
+    buf[len] = 0;
+    close(p[0]);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+#ifdef TR_DEBUG
+    ck_assert_msg(strstr(buf, "\"forgetful\" still holds mutex \"ledger\"") != NULL,
+                  "stderr was: %s", buf);
+#else
+    ck_assert_str_eq(buf, ""); /* release builds keep no registry */
+#endif
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("mutex");
     TCase *tc = tr_tcase("tokio");
     tcase_add_test(tc, test_invalid);
+    tcase_add_test(tc, test_exit_hook_reports);
     tcase_add_test(tc, test_straight_execution);
     tcase_add_loop_test(tc, test_readiness, 0, 2);
     tcase_add_test(tc, test_aborted_holder);
