@@ -104,9 +104,7 @@ void mpsc_free_blocks(mpsc_block *b) {
 
 /* ---- handing values and slots around ------------------------------------ */
 
-bool mpsc_handoff_locked(tr_mpsc_chan *ch, const void *value, tr_wait **wake) {
-    if (tr_waitq_empty(&ch->rxq))
-        return false;
+bool mpsc_handoff_slow(tr_mpsc_chan *ch, const void *value, tr_wait **wake) {
     tr_wait *e = tr_waitq_claim_next(&ch->rxq);
     if (!e)
         return false;

@@ -179,8 +179,12 @@ void mpsc_free_blocks(mpsc_block *b);
 
 /* Hands a value to a parked receiver if one can be claimed (then true:
  * the value is received, the entry is on *wake); else false and the
- * caller queues it. */
-bool mpsc_handoff_locked(tr_mpsc_chan *ch, const void *value, tr_wait **wake);
+ * caller queues it.  The common case, nobody parked, is one inline test. */
+bool mpsc_handoff_slow(tr_mpsc_chan *ch, const void *value, tr_wait **wake);
+
+static inline bool mpsc_handoff_locked(tr_mpsc_chan *ch, const void *value, tr_wait **wake) {
+    return !tr_waitq_empty(&ch->rxq) && mpsc_handoff_slow(ch, value, wake);
+}
 
 /* Delivers a value whose slot is already accounted for: to a parked
  * receiver, or into the queue.  A handed-over value frees its slot at

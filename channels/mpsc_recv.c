@@ -46,15 +46,12 @@ static void after_unlock(tr_wait *wake, mpsc_block *blocks) {
         mpsc_free_blocks(blocks);
 }
 
-/* recv (many == false) and recv_many share everything but the count. */
-static int recv_common(tr_mpsc_rx *rx, void *out, size_t max, bool many, int64_t deadline) {
-    tr_mpsc_chan *ch = chan_of_rx(rx);
-    int rc = tr_wait_enter();
-    if (rc != 0)
-        return rc;
+/* recv (many == false) and recv_many share everything but the count.
+ * Called with the lock held; returns with it released. */
+static int recv_locked(tr_mpsc_chan *ch, void *out, size_t max, bool many, int64_t deadline) {
+    int rc;
     tr_wait *wake = NULL;
     mpsc_block *blocks = NULL;
-    tr_spin_lock(&ch->lock);
     if (ch->len > 0) {
         size_t n = take_locked(ch, out, max, &wake, &blocks);
         tr_spin_unlock(&ch->lock);
@@ -86,7 +83,20 @@ static int recv_common(tr_mpsc_rx *rx, void *out, size_t max, bool many, int64_t
 int tr_mpsc_recv(tr_mpsc_rx *rx, void *out, int64_t deadline) {
     if (!rx || !out)
         return TR_EINVAL;
-    return recv_common(rx, out, 1, false, deadline);
+    tr_mpsc_chan *ch = chan_of_rx(rx);
+    int rc = tr_wait_enter();
+    if (rc != 0)
+        return rc;
+    /* The fast path, spelled out: a bounded channel with a value queued
+     * and no sender waiting touches nothing but the queue. */
+    tr_spin_lock(&ch->lock);
+    if (ch->cap && ch->len > 0 && tr_waitq_empty(&ch->sendq)) {
+        queue_pop_locked(ch, out);
+        ch->avail++;
+        tr_spin_unlock(&ch->lock);
+        return 0;
+    }
+    return recv_locked(ch, out, 1, false, deadline);
 }
 
 int tr_mpsc_recv_many(tr_mpsc_rx *rx, void *out, size_t max, int64_t deadline) {
@@ -96,7 +106,12 @@ int tr_mpsc_recv_many(tr_mpsc_rx *rx, void *out, size_t max, int64_t deadline) {
         return 0;
     if (max > INT32_MAX)
         max = INT32_MAX; /* the count travels in an int */
-    return recv_common(rx, out, max, true, deadline);
+    tr_mpsc_chan *ch = chan_of_rx(rx);
+    int rc = tr_wait_enter();
+    if (rc != 0)
+        return rc;
+    tr_spin_lock(&ch->lock);
+    return recv_locked(ch, out, max, true, deadline);
 }
 
 int tr_mpsc_try_recv(tr_mpsc_rx *rx, void *out) {

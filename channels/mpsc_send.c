@@ -48,7 +48,7 @@ static int unb_send(tr_mpsc_chan *ch, const void *value) {
 /* ---- waiting senders ------------------------------------------------------------ */
 
 /* Bounded, lock held, a slot free: the value takes it. */
-static void take_slot_and_send_locked(tr_mpsc_chan *ch, const void *value, tr_wait **wake) {
+static inline void take_slot_and_send_locked(tr_mpsc_chan *ch, const void *value, tr_wait **wake) {
     ch->avail--;
     if (mpsc_handoff_locked(ch, value, wake))
         ch->avail++; /* received at once: the slot is free again */
@@ -307,11 +307,9 @@ int tr_mpsc_tx_closed(tr_mpsc_tx *tx, int64_t deadline) {
 
 /* ---- select clauses ------------------------------------------------------------------- */
 
-/* Completes a clause at arm time: claim first (an earlier clause may have
- * won already), then do it.  Returns TR_SELECT_DONE or TR_SELECT_LOST;
- * unlocks. */
-static int arm_finish(tr_mpsc_chan *ch, tr_clause *c, tr_wait *e, int rc, tr_wait **wake) {
-    (void)e;
+/* The end of an arm that claimed the waiter and did the operation:
+ * records the outcome, unlocks, wakes whoever the operation completed. */
+static int arm_finish(tr_mpsc_chan *ch, tr_clause *c, int rc, tr_wait **wake) {
     c->result = rc;
     tr_spin_unlock(&ch->lock);
     tr_wait_wake_all(*wake);
@@ -346,7 +344,7 @@ static int send_arm(tr_clause *c, tr_wait *e) {
         else
             rc = unb_send_locked(ch, c->buf, &wake);
     }
-    return arm_finish(ch, c, e, rc, &wake);
+    return arm_finish(ch, c, rc, &wake);
 }
 
 static int reserve_arm(tr_clause *c, tr_wait *e) {
@@ -372,7 +370,7 @@ static int reserve_arm(tr_clause *c, tr_wait *e) {
         ch->avail -= n;
         permit_fill_locked(ch, c->aux, n);
     }
-    return arm_finish(ch, c, e, rc, &wake);
+    return arm_finish(ch, c, rc, &wake);
 }
 
 const tr_clause_ops mpsc_send_ops = {send_arm, sender_disarm, NULL};
@@ -389,7 +387,7 @@ static int closed_arm(tr_clause *c, tr_wait *e) {
     }
     if (!tr_waiter_claim(e->waiter, e))
         return arm_lost(ch);
-    return arm_finish(ch, c, e, ch->strong == 0 ? TR_EINVAL : 0, &wake);
+    return arm_finish(ch, c, ch->strong == 0 ? TR_EINVAL : 0, &wake);
 }
 
 static void closed_disarm(tr_clause *c, tr_wait *e) {
