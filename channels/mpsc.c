@@ -1,0 +1,429 @@
+/* mpsc.c — the mpsc channel's life cycle, storage and bookkeeping.
+ *
+ * Why this file: creation, handle counting (strong, weak, the receiver and
+ * outstanding permits all keep the memory alive; only strong senders and
+ * permits keep it open), the two storages, and the locked helpers both
+ * sides use to hand values and slots around (see mpsc_internal.h for the
+ * invariants).  mpsc_send.c and mpsc_recv.c hold the operations.
+ *
+ * Storage trade-offs:
+ *   bounded    one ring, allocated with the channel in one block, so a
+ *              steady stream of sends and receives never allocates.
+ *   unbounded  a list of blocks of TR_MPSC_BLOCK_CAP slots.  A block the
+ *              receiver has read to the end goes to a cache of
+ *              TR_MPSC_BLOCK_CACHE blocks, or back to the allocator when
+ *              the cache is full, so after a burst the channel shrinks to
+ *              at most 1 + TR_MPSC_BLOCK_CACHE blocks (Tokio keeps all of
+ *              them, tokio#4321).  A new block is malloc'd with the lock
+ *              dropped, so other senders and the receiver never wait on
+ *              the allocator.
+ */
+#include <stdlib.h>
+
+#include "mpsc_internal.h"
+
+/* ---- unbounded storage -------------------------------------------------- */
+
+static size_t block_bytes(const tr_mpsc_chan *ch) {
+    return sizeof(mpsc_block) + (size_t)TR_MPSC_BLOCK_CAP * ch->elem;
+}
+
+/* Keeps an emptied block in the cache, or returns it for freeing. */
+static mpsc_block *retire_block_locked(tr_mpsc_chan *ch, mpsc_block *b) {
+    if (ch->ncache < TR_MPSC_BLOCK_CACHE) {
+        b->next = ch->cache;
+        ch->cache = b;
+        ch->ncache++;
+        return NULL;
+    }
+    ch->nblocks--;
+    b->next = NULL;
+    return b;
+}
+
+mpsc_block *mpsc_unb_pop_locked(tr_mpsc_chan *ch, void *out) {
+    mpsc_block *b = ch->hblk;
+    mpsc_copy(out, b->slots + ch->hidx * ch->elem, ch->elem);
+    ch->len--;
+    if (++ch->hidx < TR_MPSC_BLOCK_CAP)
+        return NULL;
+    if (b->next) { /* read to the end: move on, give the block up */
+        ch->hblk = b->next;
+        ch->hidx = 0;
+        return retire_block_locked(ch, b);
+    }
+    /* The only block, written and read to the end: start it over. */
+    ch->hidx = ch->tidx = 0;
+    return NULL;
+}
+
+static void link_tail_locked(tr_mpsc_chan *ch, mpsc_block *b) {
+    b->next = NULL;
+    ch->tblk->next = b;
+    ch->tblk = b;
+    ch->tidx = 0;
+}
+
+int mpsc_unb_room_locked(tr_mpsc_chan *ch) {
+    if (ch->rx_closed)
+        return 1; /* nothing may enter; the caller re-checks and fails */
+    if (unb_has_room(ch))
+        return 0;
+    if (ch->cache) {
+        mpsc_block *b = ch->cache;
+        ch->cache = b->next;
+        ch->ncache--;
+        link_tail_locked(ch, b);
+        return 0;
+    }
+    tr_spin_unlock(&ch->lock);
+    mpsc_block *b = malloc(block_bytes(ch));
+    tr_spin_lock(&ch->lock);
+    if (!b)
+        return TR_ENOMEM;
+    ch->nblocks++;
+    if (ch->rx_closed || unb_has_room(ch)) {
+        /* Closed, or another sender (or the receiver starting the block
+         * over) made room meanwhile: keep the block for later. */
+        b->next = ch->cache;
+        ch->cache = b;
+        ch->ncache++;
+    } else {
+        link_tail_locked(ch, b);
+    }
+    return 1;
+}
+
+void mpsc_free_blocks(mpsc_block *b) {
+    while (b) {
+        mpsc_block *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
+/* ---- handing values and slots around ------------------------------------ */
+
+bool mpsc_handoff_slow(tr_mpsc_chan *ch, const void *value, tr_wait **wake) {
+    tr_wait *e = tr_waitq_claim_next(&ch->rxq);
+    if (!e)
+        return false;
+    mpsc_copy(e->data, value, ch->elem);
+    e->result = e->n ? 1 : 0; /* recv_many waiters carry their max in n */
+    wake_list_add(wake, e);
+    return true;
+}
+
+void mpsc_deliver_locked(tr_mpsc_chan *ch, const void *value, tr_wait **wake) {
+    if (mpsc_handoff_locked(ch, value, wake))
+        mpsc_release_locked(ch, 1, wake);
+    else
+        queue_push_locked(ch, value);
+}
+
+void mpsc_release_locked(tr_mpsc_chan *ch, size_t k, tr_wait **wake) {
+    ch->avail += k;
+    tr_wait *e;
+    while (ch->avail > 0 && (e = tr_waitq_peek(&ch->sendq)) != NULL) {
+        if (e->n > ch->avail) { /* a partial grant to the head waiter */
+            e->n -= ch->avail;
+            ch->avail = 0;
+            return;
+        }
+        ch->avail -= e->n;
+        e->n = 0;
+        tr_waitq_remove(&ch->sendq, e);
+        tr_clause *c = clause_of(e);
+        if (!tr_waiter_claim(e->waiter, e)) {
+            ch->avail += c->n; /* stale: all it was granted comes back */
+            continue;
+        }
+        if (c->ops == &mpsc_send_ops) {
+            /* The slot is the sender's now; the value fills it, unless a
+             * parked receiver takes it straight away and frees it. */
+            if (mpsc_handoff_locked(ch, c->buf, wake))
+                ch->avail++;
+            else
+                queue_push_locked(ch, c->buf);
+        } else {
+            permit_fill_locked(ch, c->aux, c->n);
+        }
+        e->result = 0;
+        wake_list_add(wake, e);
+    }
+}
+
+void mpsc_check_done_locked(tr_mpsc_chan *ch, tr_wait **wake) {
+    if (!tr_waitq_empty(&ch->rxq) && rx_done_locked(ch))
+        tr_waitq_claim_all(&ch->rxq, TR_ECLOSED, wake);
+}
+
+void mpsc_close_locked(tr_mpsc_chan *ch, tr_wait **wake) {
+    if (ch->rx_closed)
+        return;
+    ch->rx_closed = true;
+    tr_wait *e;
+    while ((e = tr_waitq_pop(&ch->sendq)) != NULL) {
+        tr_clause *c = clause_of(e);
+        ch->avail += c->n - e->n; /* what it was partly granted */
+        if (tr_waiter_claim(e->waiter, e)) {
+            e->result = TR_ECLOSED;
+            wake_list_add(wake, e);
+        }
+    }
+    tr_waitq_claim_all(&ch->closedq, 0, wake);
+    mpsc_check_done_locked(ch, wake);
+}
+
+/* ---- creation and freeing ------------------------------------------------ */
+
+static int chan_new(tr_mpsc_tx **tx, tr_mpsc_rx **rx, size_t cap, bool bounded, size_t elem,
+                    const tr_chan_opts *opts) {
+    if (!tx || !rx || elem == 0)
+        return TR_EINVAL;
+    if (bounded && (cap == 0 || cap > TR_MPSC_MAX_CAPACITY))
+        return TR_EINVAL;
+    size_t hdr = (sizeof(tr_mpsc_chan) + 63) & ~(size_t)63;
+    size_t ring = 0;
+    if (bounded) {
+        if (cap > (SIZE_MAX - hdr) / elem)
+            return TR_ENOMEM;
+        ring = cap * elem;
+    }
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, hdr + ring) != 0)
+        return TR_ENOMEM;
+    tr_mpsc_chan *ch = mem;
+    memset(ch, 0, sizeof *ch);
+    ch->elem = elem;
+    ch->cap = bounded ? cap : 0;
+    ch->ring = bounded ? (unsigned char *)mem + hdr : NULL;
+    if (opts) {
+        ch->drop = opts->drop;
+        ch->drop_ctx = opts->drop_ctx;
+    }
+    tr_spin_init(&ch->lock);
+    ch->avail = ch->cap;
+    tr_waitq_init(&ch->rxq);
+    tr_waitq_init(&ch->sendq);
+    tr_waitq_init(&ch->closedq);
+    if (!bounded) {
+        mpsc_block *b = malloc(block_bytes(ch));
+        if (!b) {
+            free(mem);
+            return TR_ENOMEM;
+        }
+        b->next = NULL;
+        ch->hblk = ch->tblk = b;
+        ch->nblocks = 1;
+    }
+    ch->strong = 1;
+    ch->refs = 2; /* the sender and the receiver */
+    *tx = &ch->tx_h;
+    *rx = &ch->rx_h;
+    return 0;
+}
+
+int tr_mpsc_new(tr_mpsc_tx **tx, tr_mpsc_rx **rx, size_t capacity, size_t elem_size) {
+    return chan_new(tx, rx, capacity, true, elem_size, NULL);
+}
+
+int tr_mpsc_new_ex(tr_mpsc_tx **tx, tr_mpsc_rx **rx, size_t capacity, size_t elem_size,
+                   const tr_chan_opts *opts) {
+    return chan_new(tx, rx, capacity, true, elem_size, opts);
+}
+
+int tr_mpsc_unbounded_new(tr_mpsc_tx **tx, tr_mpsc_rx **rx, size_t elem_size) {
+    return chan_new(tx, rx, 0, false, elem_size, NULL);
+}
+
+int tr_mpsc_unbounded_new_ex(tr_mpsc_tx **tx, tr_mpsc_rx **rx, size_t elem_size,
+                             const tr_chan_opts *opts) {
+    return chan_new(tx, rx, 0, false, elem_size, opts);
+}
+
+/* The last reference is gone; the receiver's drop already destroyed what
+ * was queued, so only memory is left. */
+void mpsc_chan_free(tr_mpsc_chan *ch) {
+    mpsc_free_blocks(ch->hblk);
+    mpsc_free_blocks(ch->cache);
+    free(ch);
+}
+
+/* ---- sender handles --------------------------------------------------------- */
+
+int tr_mpsc_tx_clone(tr_mpsc_tx *tx, tr_mpsc_tx **out) {
+    if (!tx || !out)
+        return TR_EINVAL;
+    tr_mpsc_chan *ch = chan_of_tx(tx);
+    tr_spin_lock(&ch->lock);
+    if (ch->strong == 0) {
+        tr_spin_unlock(&ch->lock);
+        return TR_EINVAL;
+    }
+    ch->strong++;
+    ch->refs++;
+    tr_spin_unlock(&ch->lock);
+    *out = tx;
+    return 0;
+}
+
+int tr_mpsc_tx_drop(tr_mpsc_tx **txp) {
+    if (!txp || !*txp)
+        return TR_EINVAL;
+    tr_mpsc_chan *ch = chan_of_tx(*txp);
+    tr_wait *wake = NULL;
+    tr_spin_lock(&ch->lock);
+    if (ch->strong == 0) {
+        tr_spin_unlock(&ch->lock);
+        return TR_EINVAL;
+    }
+    if (--ch->strong == 0)
+        mpsc_check_done_locked(ch, &wake);
+    bool last = mpsc_unref_locked(ch);
+    tr_spin_unlock(&ch->lock);
+    *txp = NULL;
+    tr_wait_wake_all(wake);
+    if (last)
+        mpsc_chan_free(ch);
+    return 0;
+}
+
+int tr_mpsc_tx_downgrade(tr_mpsc_tx *tx, tr_mpsc_weak **out) {
+    if (!tx || !out)
+        return TR_EINVAL;
+    tr_mpsc_chan *ch = chan_of_tx(tx);
+    tr_spin_lock(&ch->lock);
+    if (ch->strong == 0) {
+        tr_spin_unlock(&ch->lock);
+        return TR_EINVAL;
+    }
+    ch->weak++;
+    ch->refs++;
+    tr_spin_unlock(&ch->lock);
+    *out = &ch->weak_h;
+    return 0;
+}
+
+int tr_mpsc_weak_upgrade(tr_mpsc_weak *weak, tr_mpsc_tx **out) {
+    if (!weak || !out)
+        return TR_EINVAL;
+    tr_mpsc_chan *ch = chan_of_weak(weak);
+    int rc = 0;
+    tr_spin_lock(&ch->lock);
+    if (ch->weak == 0) {
+        rc = TR_EINVAL;
+    } else if (ch->strong == 0 && ch->permits_out == 0) {
+        rc = TR_ECLOSED; /* no sender can come back: never again */
+    } else {
+        ch->strong++;
+        ch->refs++;
+    }
+    tr_spin_unlock(&ch->lock);
+    if (rc == 0)
+        *out = &ch->tx_h;
+    return rc;
+}
+
+int tr_mpsc_weak_clone(tr_mpsc_weak *weak, tr_mpsc_weak **out) {
+    if (!weak || !out)
+        return TR_EINVAL;
+    tr_mpsc_chan *ch = chan_of_weak(weak);
+    tr_spin_lock(&ch->lock);
+    if (ch->weak == 0) {
+        tr_spin_unlock(&ch->lock);
+        return TR_EINVAL;
+    }
+    ch->weak++;
+    ch->refs++;
+    tr_spin_unlock(&ch->lock);
+    *out = weak;
+    return 0;
+}
+
+int tr_mpsc_weak_drop(tr_mpsc_weak **wp) {
+    if (!wp || !*wp)
+        return TR_EINVAL;
+    tr_mpsc_chan *ch = chan_of_weak(*wp);
+    tr_spin_lock(&ch->lock);
+    if (ch->weak == 0) {
+        tr_spin_unlock(&ch->lock);
+        return TR_EINVAL;
+    }
+    ch->weak--;
+    bool last = mpsc_unref_locked(ch);
+    tr_spin_unlock(&ch->lock);
+    *wp = NULL;
+    if (last)
+        mpsc_chan_free(ch);
+    return 0;
+}
+
+/* ---- queries -------------------------------------------------------------------- *
+ * Under the lock: the counters are plain fields, and a query is rare. */
+
+enum { Q_STRONG, Q_WEAK, Q_AVAIL, Q_CAP, Q_LEN, Q_RX_CLOSED, Q_TX_CLOSED, Q_BLOCKS };
+
+static size_t query(tr_mpsc_chan *ch, int what) {
+    size_t v = 0;
+    tr_spin_lock(&ch->lock);
+    switch (what) {
+    case Q_STRONG: v = ch->strong; break;
+    case Q_WEAK: v = ch->weak; break;
+    case Q_AVAIL: v = ch->cap ? ch->avail : SIZE_MAX; break;
+    case Q_CAP: v = ch->cap ? ch->cap : SIZE_MAX; break;
+    case Q_LEN: v = ch->len; break;
+    case Q_RX_CLOSED: v = ch->rx_closed || (ch->strong == 0 && ch->permits_out == 0); break;
+    case Q_TX_CLOSED: v = ch->rx_closed; break;
+    case Q_BLOCKS: v = ch->nblocks; break;
+    }
+    tr_spin_unlock(&ch->lock);
+    return v;
+}
+
+#define TXQ(tx, what) ((tx) ? query(chan_of_tx(tx), (what)) : 0)
+#define RXQ(rx, what) ((rx) ? query(chan_of_rx(rx), (what)) : 0)
+#define WKQ(w, what)  ((w) ? query(chan_of_weak(w), (what)) : 0)
+
+bool tr_mpsc_tx_is_closed(const tr_mpsc_tx *tx) { return TXQ(tx, Q_TX_CLOSED) != 0; }
+size_t tr_mpsc_capacity(const tr_mpsc_tx *tx) { return TXQ(tx, Q_AVAIL); }
+size_t tr_mpsc_max_capacity(const tr_mpsc_tx *tx) { return TXQ(tx, Q_CAP); }
+size_t tr_mpsc_tx_strong_count(const tr_mpsc_tx *tx) { return TXQ(tx, Q_STRONG); }
+size_t tr_mpsc_tx_weak_count(const tr_mpsc_tx *tx) { return TXQ(tx, Q_WEAK); }
+size_t tr_mpsc_weak_strong_count(const tr_mpsc_weak *w) { return WKQ(w, Q_STRONG); }
+size_t tr_mpsc_weak_weak_count(const tr_mpsc_weak *w) { return WKQ(w, Q_WEAK); }
+
+bool tr_mpsc_same_channel(const tr_mpsc_tx *a, const tr_mpsc_tx *b) {
+    return a && b && chan_of_tx(a) == chan_of_tx(b);
+}
+
+bool tr_mpsc_rx_is_closed(const tr_mpsc_rx *rx) { return RXQ(rx, Q_RX_CLOSED) != 0; }
+bool tr_mpsc_rx_is_empty(const tr_mpsc_rx *rx) { return RXQ(rx, Q_LEN) == 0; }
+size_t tr_mpsc_rx_len(const tr_mpsc_rx *rx) { return RXQ(rx, Q_LEN); }
+size_t tr_mpsc_rx_capacity(const tr_mpsc_rx *rx) { return RXQ(rx, Q_AVAIL); }
+size_t tr_mpsc_rx_max_capacity(const tr_mpsc_rx *rx) { return RXQ(rx, Q_CAP); }
+size_t tr_mpsc_rx_sender_strong_count(const tr_mpsc_rx *rx) { return RXQ(rx, Q_STRONG); }
+size_t tr_mpsc_rx_sender_weak_count(const tr_mpsc_rx *rx) { return RXQ(rx, Q_WEAK); }
+size_t tr_mpsc_rx_blocks(const tr_mpsc_rx *rx) { return RXQ(rx, Q_BLOCKS); }
+
+static size_t waitq_count(const tr_waitq *q) {
+    size_t n = 0;
+    for (const tr_wait *e = q->head; e; e = e->next)
+        n++;
+    return n;
+}
+
+int tr_mpsc_rx_stats(const tr_mpsc_rx *rx, tr_mpsc_stats *out) {
+    if (!rx || !out)
+        return TR_EINVAL;
+    tr_mpsc_chan *ch = chan_of_rx(rx);
+    tr_spin_lock(&ch->lock);
+    out->len = ch->len;
+    out->blocks = ch->nblocks;
+    out->cached_blocks = ch->ncache;
+    out->waiting_senders = waitq_count(&ch->sendq);
+    out->waiting_receivers = waitq_count(&ch->rxq);
+    out->permits_out = ch->permits_out;
+    tr_spin_unlock(&ch->lock);
+    return 0;
+}

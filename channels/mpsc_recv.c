@@ -1,0 +1,283 @@
+/* mpsc_recv.c — receiving: recv, recv_many, try_recv, close, drop.
+ *
+ * Why this shape: a receiver that finds values takes them under the lock
+ * and, when no sender waits, only bumps the free-slot count — it never
+ * touches a waiter.  When senders do wait, the slots it frees go to them
+ * in order (mpsc_release_locked completes their sends into the queue), and
+ * they are woken only then: a full channel costs one wake per freed slot
+ * that a waiter was actually queued for, not one per message.  A receiver
+ * parks only on an empty queue, and the next sender copies its value
+ * straight into the parked receiver's buffer.
+ *
+ * Dropping the receiver destroys what is queued with the destructor
+ * outside the lock, because a value may own a sender of this very channel
+ * (a request carrying its reply path) whose drop takes the lock again.
+ */
+#include <stdlib.h>
+
+#include "mpsc_internal.h"
+
+/* Takes up to max values (len > 0) and frees their slots.  Emptied blocks
+ * of an unbounded channel are chained onto *blocks for freeing after the
+ * unlock. */
+static size_t take_locked(tr_mpsc_chan *ch, unsigned char *out, size_t max, tr_wait **wake,
+                          mpsc_block **blocks) {
+    size_t n = ch->len < max ? ch->len : max;
+    for (size_t i = 0; i < n; i++) {
+        mpsc_block *b = queue_pop_locked(ch, out + i * ch->elem);
+        if (b) {
+            b->next = *blocks;
+            *blocks = b;
+        }
+    }
+    if (ch->cap) {
+        if (tr_waitq_empty(&ch->sendq))
+            ch->avail += n; /* nobody waits: no bookkeeping beyond this */
+        else
+            mpsc_release_locked(ch, n, wake);
+    }
+    return n;
+}
+
+static void after_unlock(tr_wait *wake, mpsc_block *blocks) {
+    if (wake)
+        tr_wait_wake_all(wake);
+    if (blocks)
+        mpsc_free_blocks(blocks);
+}
+
+/* recv (many == false) and recv_many share everything but the count.
+ * Called with the lock held; returns with it released. */
+static int recv_locked(tr_mpsc_chan *ch, void *out, size_t max, bool many, int64_t deadline) {
+    int rc;
+    tr_wait *wake = NULL;
+    mpsc_block *blocks = NULL;
+    if (ch->len > 0) {
+        size_t n = take_locked(ch, out, max, &wake, &blocks);
+        tr_spin_unlock(&ch->lock);
+        after_unlock(wake, blocks);
+        return many ? (int)n : 0;
+    }
+    if (ch->rx_dropped || rx_done_locked(ch)) {
+        rc = ch->rx_dropped ? TR_EINVAL : TR_ECLOSED;
+        tr_spin_unlock(&ch->lock);
+        return rc;
+    }
+    tr_waiter w;
+    tr_wait e;
+    tr_waiter_init(&w);
+    tr_wait_init(&e, &w, out);
+    e.n = many ? max : 0; /* what a sender handing a value over reports */
+    tr_waitq_push(&ch->rxq, &e);
+    rc = tr_waiter_park(&w, &ch->lock, deadline);
+    if (rc != 0) {
+        tr_spin_lock(&ch->lock);
+        if (e.linked)
+            tr_waitq_remove(&ch->rxq, &e);
+        tr_spin_unlock(&ch->lock);
+        return rc;
+    }
+    return e.result;
+}
+
+int tr_mpsc_recv(tr_mpsc_rx *rx, void *out, int64_t deadline) {
+    if (!rx || !out)
+        return TR_EINVAL;
+    tr_mpsc_chan *ch = chan_of_rx(rx);
+    int rc = tr_wait_enter();
+    if (rc != 0)
+        return rc;
+    /* The fast path, spelled out: a bounded channel with a value queued
+     * and no sender waiting touches nothing but the queue. */
+    tr_spin_lock(&ch->lock);
+    if (ch->cap && ch->len > 0 && tr_waitq_empty(&ch->sendq)) {
+        queue_pop_locked(ch, out);
+        ch->avail++;
+        tr_spin_unlock(&ch->lock);
+        return 0;
+    }
+    return recv_locked(ch, out, 1, false, deadline);
+}
+
+int tr_mpsc_recv_many(tr_mpsc_rx *rx, void *out, size_t max, int64_t deadline) {
+    if (!rx || !out)
+        return TR_EINVAL;
+    if (max == 0)
+        return 0;
+    if (max > INT32_MAX)
+        max = INT32_MAX; /* the count travels in an int */
+    tr_mpsc_chan *ch = chan_of_rx(rx);
+    int rc = tr_wait_enter();
+    if (rc != 0)
+        return rc;
+    tr_spin_lock(&ch->lock);
+    return recv_locked(ch, out, max, true, deadline);
+}
+
+int tr_mpsc_try_recv(tr_mpsc_rx *rx, void *out) {
+    if (!rx || !out)
+        return TR_EINVAL;
+    tr_mpsc_chan *ch = chan_of_rx(rx);
+    tr_wait *wake = NULL;
+    mpsc_block *blocks = NULL;
+    int rc = 0;
+    tr_spin_lock(&ch->lock);
+    if (ch->len > 0)
+        take_locked(ch, out, 1, &wake, &blocks);
+    else if (ch->rx_dropped)
+        rc = TR_EINVAL;
+    else
+        rc = rx_done_locked(ch) ? TR_ECLOSED : TR_EEMPTY;
+    tr_spin_unlock(&ch->lock);
+    after_unlock(wake, blocks);
+    return rc;
+}
+
+int tr_mpsc_rx_close(tr_mpsc_rx *rx) {
+    if (!rx)
+        return TR_EINVAL;
+    tr_mpsc_chan *ch = chan_of_rx(rx);
+    tr_wait *wake = NULL;
+    tr_spin_lock(&ch->lock);
+    if (ch->rx_dropped) {
+        tr_spin_unlock(&ch->lock);
+        return TR_EINVAL;
+    }
+    mpsc_close_locked(ch, &wake);
+    tr_spin_unlock(&ch->lock);
+    tr_wait_wake_all(wake);
+    return 0;
+}
+
+int tr_mpsc_rx_drop(tr_mpsc_rx **rxp) {
+    if (!rxp || !*rxp)
+        return TR_EINVAL;
+    tr_mpsc_chan *ch = chan_of_rx(*rxp);
+    tr_wait *wake = NULL;
+    tr_spin_lock(&ch->lock);
+    if (ch->rx_dropped) {
+        tr_spin_unlock(&ch->lock);
+        return TR_EINVAL;
+    }
+    mpsc_close_locked(ch, &wake);
+    ch->rx_dropped = true;
+    tr_waitq_claim_all(&ch->rxq, TR_ECLOSED, &wake); /* only if misused */
+    /* Detach what is queued.  Nothing enters the queue from now on (sends
+     * fail, permit sends destroy their value), so it can be destroyed
+     * after the unlock without the lock. */
+    size_t n = ch->len, head = ch->head;
+    mpsc_block *list = NULL;
+    size_t hidx = ch->hidx;
+    ch->len = 0;
+    if (ch->cap) {
+        ch->avail += n; /* nobody waits any more: close failed them all */
+    } else {
+        list = ch->hblk;
+        for (mpsc_block *b = list; b; b = b->next)
+            ch->nblocks--;
+        ch->hblk = ch->tblk = NULL;
+        ch->hidx = ch->tidx = 0;
+    }
+    tr_spin_unlock(&ch->lock);
+    *rxp = NULL;
+    tr_wait_wake_all(wake);
+
+    if (ch->drop) {
+        mpsc_block *b = list;
+        for (size_t i = 0, k = ch->cap ? head : hidx; i < n; i++, k++) {
+            unsigned char *v;
+            if (ch->cap) {
+                if (k == ch->cap)
+                    k = 0;
+                v = ch->ring + k * ch->elem;
+            } else {
+                if (k == TR_MPSC_BLOCK_CAP) {
+                    b = b->next;
+                    k = 0;
+                }
+                v = b->slots + k * ch->elem;
+            }
+            ch->drop(v, ch->drop_ctx);
+        }
+    }
+    mpsc_free_blocks(list);
+
+    tr_spin_lock(&ch->lock);
+    bool last = mpsc_unref_locked(ch);
+    tr_spin_unlock(&ch->lock);
+    if (last)
+        mpsc_chan_free(ch);
+    return 0;
+}
+
+/* ---- select clauses --------------------------------------------------------------- */
+
+static int recv_arm_common(tr_clause *c, tr_wait *e, bool many) {
+    tr_mpsc_chan *ch = c->obj;
+    tr_wait *wake = NULL;
+    mpsc_block *blocks = NULL;
+    tr_spin_lock(&ch->lock);
+    bool ready = ch->len > 0 || ch->rx_dropped || rx_done_locked(ch) || (many && c->n == 0);
+    if (!ready) {
+        e->n = many ? c->n : 0;
+        tr_waitq_push(&ch->rxq, e);
+        tr_spin_unlock(&ch->lock);
+        return TR_SELECT_ARMED;
+    }
+    if (!tr_waiter_claim(e->waiter, e)) {
+        tr_spin_unlock(&ch->lock);
+        return TR_SELECT_LOST;
+    }
+    if (many && c->n == 0)
+        c->result = 0;
+    else if (ch->len > 0) {
+        size_t n = take_locked(ch, c->buf, many ? c->n : 1, &wake, &blocks);
+        c->result = many ? (int)n : 0;
+    } else
+        c->result = ch->rx_dropped ? TR_EINVAL : TR_ECLOSED;
+    tr_spin_unlock(&ch->lock);
+    after_unlock(wake, blocks);
+    return TR_SELECT_DONE;
+}
+
+static int recv_arm(tr_clause *c, tr_wait *e) { return recv_arm_common(c, e, false); }
+static int recv_many_arm(tr_clause *c, tr_wait *e) { return recv_arm_common(c, e, true); }
+
+static void recv_disarm(tr_clause *c, tr_wait *e) {
+    tr_mpsc_chan *ch = c->obj;
+    tr_spin_lock(&ch->lock);
+    if (e->linked)
+        tr_waitq_remove(&ch->rxq, e);
+    tr_spin_unlock(&ch->lock);
+}
+
+static const tr_clause_ops recv_ops = {recv_arm, recv_disarm, NULL};
+static const tr_clause_ops recv_many_ops = {recv_many_arm, recv_disarm, NULL};
+
+static int fill(tr_clause *c, const tr_clause_ops *ops, tr_mpsc_rx *rx, void *out, size_t n) {
+    c->ops = ops;
+    c->obj = chan_of_rx(rx);
+    c->buf = out;
+    c->n = n;
+    c->aux = NULL;
+    c->result = 0;
+    return 0;
+}
+
+int tr_mpsc_recv_clause(tr_clause *c, tr_mpsc_rx *rx, void *out) {
+    if (!c || !rx || !out) {
+        if (c)
+            c->ops = NULL;
+        return TR_EINVAL;
+    }
+    return fill(c, &recv_ops, rx, out, 1);
+}
+
+int tr_mpsc_recv_many_clause(tr_clause *c, tr_mpsc_rx *rx, void *out, size_t max) {
+    if (!c || !rx || !out) {
+        if (c)
+            c->ops = NULL;
+        return TR_EINVAL;
+    }
+    return fill(c, &recv_many_ops, rx, out, max > INT32_MAX ? INT32_MAX : max);
+}
