@@ -14,6 +14,14 @@
  * struct only before its unlock (what follows touches the parked peer's
  * frame or the caller's own value), which is what lets the owner free the
  * storage as soon as both sides have ended.
+ *
+ * The same fact gives the receiver lock-free fast paths: once the state
+ * says the sender ended and the lock word reads free, the sender has left
+ * its last section for good (its ending was written under that lock, so a
+ * free lock seen after it is the sender's own release), and nobody but
+ * the receiver will touch the struct again.  So taking a value that came
+ * before recv, and dropping a receiver after the reply, cost no atomic
+ * read-modify-write at all — what a request/reply round trip spends.
  */
 #include "config.h"
 
@@ -44,6 +52,22 @@ static inline void st_set(tr_oneshot *os, unsigned st) {
 
 static inline unsigned st_peek(tr_oneshot *os) {
     return atomic_load_explicit(&os->state_, memory_order_acquire);
+}
+
+/* Values are mostly a word or a pointer: copy those without a call. */
+static inline void copy_value(void *dst, const void *src, size_t n) {
+    if (n == sizeof(uint64_t))
+        memcpy(dst, src, sizeof(uint64_t));
+    else if (n == sizeof(uint32_t))
+        memcpy(dst, src, sizeof(uint32_t));
+    else
+        memcpy(dst, src, n);
+}
+
+/* The receiver is alone with os: the sender ended and left its section.
+ * st must have been read (acquire) before the lock word. */
+static inline bool rx_alone(tr_oneshot *os, unsigned st) {
+    return (st & S_TX_DONE) && !atomic_load_explicit(&os->lock_.locked, memory_order_acquire);
 }
 
 static int init_common(tr_oneshot *os, void *buf, size_t size, const tr_chan_opts *opts) {
@@ -86,8 +110,13 @@ int tr_oneshot_set_release(tr_oneshot *os, tr_oneshot_release_fn fn, void *ctx) 
 int tr_oneshot_reset(tr_oneshot *os) {
     if (!valid(os))
         return TR_EINVAL;
+    unsigned st = st_peek(os);
+    if ((st & S_RX_DROPPED) && rx_alone(os, st)) { /* both ended and gone */
+        st_set(os, 0);
+        return 0;
+    }
     tr_spin_lock(&os->lock_);
-    unsigned st = st_get(os);
+    st = st_get(os);
     if ((st & (S_TX_DONE | S_RX_DROPPED)) != (S_TX_DONE | S_RX_DROPPED)) {
         tr_spin_unlock(&os->lock_);
         return TR_EBUSY;
@@ -127,7 +156,7 @@ int tr_oneshot_send(tr_oneshot *os, const void *value) {
     }
     tr_wait *e = tr_waitq_claim_next(&os->rxq_);
     if (!e) {
-        memcpy(os->buf_, value, os->size_);
+        copy_value(os->buf_, value, os->size_);
         st_set(os, st | S_VALUE);
         tr_spin_unlock(&os->lock_);
         return 0;
@@ -140,7 +169,7 @@ int tr_oneshot_send(tr_oneshot *os, const void *value) {
     size_t size = os->size_;
     st_set(os, st | S_TERM);
     tr_spin_unlock(&os->lock_);
-    memcpy(e->data, value, size);
+    copy_value(e->data, value, size);
     e->result = 0;
     tr_waiter_wake(e->waiter);
     tr_wait_wake_all(rest);
@@ -177,6 +206,8 @@ bool tr_oneshot_is_closed(tr_oneshot *os) {
 bool tr_oneshot_tx_ended(tr_oneshot *os) {
     if (!valid(os))
         return false;
+    if (rx_alone(os, st_peek(os)))
+        return true;
     /* Under the lock, so that a sender still inside its last section has
      * left it when we say it ended. */
     tr_spin_lock(&os->lock_);
@@ -239,7 +270,7 @@ static int take_locked(tr_oneshot *os, void *out, int again) {
     if (st & S_TERM)
         return again;
     if (st & S_VALUE) {
-        memcpy(out, os->buf_, os->size_);
+        copy_value(out, os->buf_, os->size_);
         st_set(os, (st & ~(unsigned)S_VALUE) | S_TERM);
         return 0;
     }
@@ -256,6 +287,8 @@ int tr_oneshot_recv(tr_oneshot *os, void *out, int64_t deadline) {
     int rc = tr_wait_enter();
     if (rc)
         return rc;
+    if (rx_alone(os, st_peek(os)))
+        return take_locked(os, out, TR_EINVAL);
     tr_spin_lock(&os->lock_);
     if (recv_ready(st_get(os))) {
         rc = take_locked(os, out, TR_EINVAL);
@@ -286,6 +319,8 @@ int tr_oneshot_try_recv(tr_oneshot *os, void *out) {
         return TR_EINVAL;
     if (!recv_ready(st))
         return TR_EEMPTY; /* no lock: nothing to take yet */
+    if (rx_alone(os, st))
+        return take_locked(os, out, TR_ECLOSED);
     tr_spin_lock(&os->lock_);
     int rc = take_locked(os, out, TR_ECLOSED);
     tr_spin_unlock(&os->lock_);
@@ -323,8 +358,14 @@ int tr_oneshot_close(tr_oneshot *os) {
 int tr_oneshot_rx_drop(tr_oneshot *os) {
     if (!valid(os))
         return TR_EINVAL;
+    unsigned st = st_peek(os);
+    if (!(st & S_RX_DROPPED) && rx_alone(os, st)) { /* the usual end of a reply */
+        st_set(os, (st & ~(unsigned)S_VALUE) | S_RX_DROPPED | S_CLOSED);
+        finish_last(os, st & S_VALUE);
+        return 0;
+    }
     tr_spin_lock(&os->lock_);
-    unsigned st = st_get(os);
+    st = st_get(os);
     if (st & S_RX_DROPPED) {
         tr_spin_unlock(&os->lock_);
         return TR_EINVAL;
