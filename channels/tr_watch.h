@@ -62,7 +62,8 @@ typedef struct tr_watch_rx tr_watch_rx;
 /* A borrowed value.  `value` is valid until tr_watch_ref_release(); do not
  * write through it.  has_changed: whether the value was unseen by the
  * receiver when borrowed (always false for a sender's borrow).  The other
- * fields are private.  The ref is the caller's (usually on the stack). */
+ * fields are private.  The ref is the caller's (usually on the stack); do
+ * not copy it (value may point into it). */
 typedef struct tr_watch_ref {
     const void *value;
     bool has_changed;

@@ -935,6 +935,82 @@ START_TEST(test_concurrent_modify) {
 }
 END_TEST
 
+/* Readers that time out and get cancelled while a plain thread writes: a
+ * wait that gives up leaves no entry behind (ASan would see a writer
+ * touch a dead frame), and the readers that stay see the last value. */
+#define CANCEL_UPDATES 5000
+
+static void *flaky_reader(void *arg) {
+    tr_watch_rx *rx = arg;
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    uint64_t last = 0;
+    int rc = 0;
+    while (last != CANCEL_UPDATES) {
+        rc = tr_watch_changed(rx, tr_after_us(rand_r(&seed) % 300));
+        if (rc == TR_ETIMEDOUT)
+            continue;
+        if (rc)
+            break;
+        uint64_t v;
+        tr_watch_get(rx, &v);
+        if (v < last) {
+            rc = BACKWARDS;
+            break;
+        }
+        last = v;
+    }
+    tr_watch_rx_drop(&rx);
+    return RC(rc);
+}
+
+static void *plain_writer(void *arg) {
+    tr_watch_tx *tx = arg;
+    for (uint64_t v = 1; v <= CANCEL_UPDATES; v++) {
+        tr_watch_send(tx, &v);
+        if (v % 64 == 0)
+            sched_yield();
+    }
+    return NULL;
+}
+
+START_TEST(test_random_cancel) {
+    tr_runtime *rt = tr_test_runtime(4);
+    tr_watch_tx *tx;
+    tr_watch_rx *rx;
+    uint64_t zero = 0;
+    ck_assert_tr_ok(tr_watch_new(&tx, &rx, sizeof zero, &zero));
+    enum { R = 12 };
+    tr_task *t[R];
+    for (int i = 0; i < R; i++) {
+        tr_watch_rx *c;
+        ck_assert_tr_ok(tr_watch_rx_clone(rx, &c));
+        t[i] = spawn_on(rt, i, flaky_reader, c);
+    }
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, plain_writer, tx), 0);
+    unsigned seed = 7;
+    for (int i = 0; i < R; i += 3) {
+        tr_sleep_ms(rand_r(&seed) % 3);
+        tr_task_cancel(t[i]);
+    }
+    pthread_join(th, NULL);
+    for (int i = 0; i < R; i++) {
+        int rc = join_rc(t[i]);
+        if (i % 3 == 0)
+            ck_assert_msg(rc == 0 || rc == TR_ECANCELED, "reader %d: %d", i, rc);
+        else
+            ck_assert_msg(rc == 0, "reader %d: %d", i, rc);
+    }
+    ck_assert_int_eq(tr_watch_receiver_count(tx), 1);
+    uint64_t more = CANCEL_UPDATES + 1;
+    ck_assert_tr_ok(tr_watch_send(tx, &more)); /* must find no stale entry */
+    ck_assert_tr_ok(tr_watch_changed(rx, 0));
+    tr_watch_tx_drop(&tx);
+    tr_watch_rx_drop(&rx);
+    tr_runtime_free(&rt);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("watch");
     TCase *tc = tr_tcase("tokio");
@@ -964,6 +1040,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_select_closed_and_ready);
     tcase_add_loop_test(tc, test_readers_everywhere, 0, 3);
     tcase_add_test(tc, test_concurrent_modify);
+    tcase_add_test(tc, test_random_cancel);
     suite_add_tcase(s, tc);
     return s;
 }
