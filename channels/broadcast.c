@@ -9,20 +9,27 @@
  *   - the send that overwrites it while rem > 0 (someone lagged);
  *   - freeing the channel, if rem > 0 then (cannot happen: when the last
  *     receiver goes every rem is 0; kept as a safety net).
- * rem == 0 thus also means "the slot holds no live value".
+ * rem == 0 thus also means "the slot holds no live value".  rem is kept
+ * only when there is a destructor to run (`track`); without one nothing
+ * depends on it, and tokio's Sender::len() is computed from the receivers'
+ * cursors instead (see owed_locked()).
  *
  * Why receivers take no lock.  A first version guarded everything with the
  * channel's spin lock; with eight receivers on two cores, half the time
  * went into spinning on it.  Now a slot's position tag and rem share one
- * atomic word, `state`, and a receive is: load state, check the tag, copy
- * the value, compare-and-swap rem - 1 into state.  The CAS succeeds only if
- * the slot was not overwritten meanwhile (an overwrite changes the tag
- * first), which also proves the copy was whole — a seqlock whose sequence
- * number is the position.  Copies go through relaxed/acquire atomics, so
- * the races the CAS resolves are not data races (ThreadSanitizer agrees).
- * The receiver that takes rem from 1 to 0 parks the word at BUSY while it
- * runs the destructor; a send that wants the slot waits for BUSY to clear
- * and takes the old value for itself (marking BUSY) if rem was still > 0.
+ * atomic word, `state`, and a send marks it BUSY before rewriting the slot
+ * and stores the new tag after: a seqlock whose sequence number is the
+ * position.  A receive loads state, checks the tag, copies the value, then
+ *   - without a destructor: loads state again; unchanged means the copy is
+ *     whole.  No atomic read-modify-write at all: the slot's cache line is
+ *     only read by the receivers, which is what makes fan-out cheap;
+ *   - with one: compare-and-swaps rem - 1 into state, which both proves the
+ *     copy whole and counts the receiver off.  The receiver that takes rem
+ *     from 1 to 0 holds the word at BUSY while it runs the destructor; a
+ *     send that wants the slot waits for BUSY to clear, and destroys the
+ *     old value itself if rem was still > 0.
+ * Copies go through acquire/release atomics, word by word, so the races
+ * the seqlock resolves are not data races (ThreadSanitizer agrees).
  *
  * The channel lock remains for what is rare or must be atomic as a whole:
  * sending (tail + slot + hand-over), parking, subscribing, dropping, and

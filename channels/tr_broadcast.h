@@ -24,12 +24,16 @@
  * keep them short (free(), a reference count) and never call this channel
  * from them.
  *
- * Trade-offs taken: one spin lock per channel guards the ring, the cursors'
- * hand-over and the wait queues, so every operation is one short critical
- * section and nothing allocates after creation.  A send completes the
- * receive of every *parked* receiver itself (copies the value into its
+ * Trade-offs taken: a receive that finds its value takes no lock: it reads
+ * the slot like a seqlock (and, when a destructor is set, counts itself
+ * off the slot with one compare-and-swap), so receivers on many cores do
+ * not queue on one lock.  Values up to 64 bytes take that path; bigger ones
+ * and channels with a clone hook receive under the channel's spin lock.  A
+ * send is one short locked section and never allocates.  A send completes
+ * the receive of every *parked* receiver itself (copies the value into its
  * buffer) and wakes only those; receivers that are running find the value
  * when they come back, so a burst of sends to busy receivers wakes nobody.
+ * At most 2^24 - 2 receivers at once.
  *
  * Handles.  A sender handle may be cloned and used from any number of
  * tasks and threads at once.  A receiver is one cursor: use it from one

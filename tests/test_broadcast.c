@@ -1022,6 +1022,10 @@ typedef struct rx_stats {
 } rx_stats;
 
 static tr_broadcast_tx *stress_tx;
+static size_t stress_words; /* values of 1 or 6 words; 6 can tear */
+
+/* Word k of value v: all must match, or a receive copied a torn value. */
+static uint64_t word_of(uint64_t v, size_t k) { return k ? v * (k + 1) ^ 0x5A5A5A5A5A5A5A5Aull : v; }
 
 /* Value = sender << 20 | i, with i counting from 1; as a destructor index:
  * sender * PER_SENDER + i - 1. */
@@ -1041,9 +1045,11 @@ static void *stress_send(void *arg) {
     tr_broadcast_tx *tx;
     ck_assert_tr_ok(tr_broadcast_tx_clone(stress_tx, &tx));
     for (uint64_t i = 1; i <= PER_SENDER; i++) {
-        uint64_t v = s << 20 | i;
+        uint64_t w[6];
+        for (size_t k = 0; k < stress_words; k++)
+            w[k] = word_of(s << 20 | i, k);
         size_t n;
-        ck_assert_tr_ok(tr_broadcast_send(tx, &v, &n));
+        ck_assert_tr_ok(tr_broadcast_send(tx, w, &n));
         ck_assert_uint_ge(n, 1);
         if (i % 97 == 0) {
             if (tr_task_self())
@@ -1057,13 +1063,16 @@ static void *stress_send(void *arg) {
 }
 
 /* One value arrived, or a lag was reported: check the order per sender. */
-static void account(rx_stats *st, int rc, uint64_t v, uint64_t m) {
+static void account(rx_stats *st, int rc, const uint64_t *w, uint64_t m) {
     if (rc == TR_ELAGGED) {
         ck_assert_uint_gt(m, 0);
         st->missed += m;
         return;
     }
     ck_assert_int_eq(rc, 0);
+    uint64_t v = w[0];
+    for (size_t k = 1; k < stress_words; k++)
+        ck_assert_uint_eq(w[k], word_of(v, k));
     uint64_t s = v >> 20;
     int64_t i = (int64_t)(v & 0xFFFFF);
     ck_assert_uint_lt(s, SENDERS);
@@ -1078,10 +1087,10 @@ static void *stress_recv(void *arg) {
     rx_stats *st = arg;
     unsigned seed = (unsigned)st->index * 7919u + 1;
     for (;;) {
-        uint64_t v = 0, m = 0;
+        uint64_t w[6] = {0}, m = 0;
         bool shortdl = st->index % 3 == 0 && rand_r(&seed) % 4 == 0;
         int64_t dl = shortdl ? tr_after_us(rand_r(&seed) % 300) : TR_TEST_DEADLINE();
-        int rc = tr_broadcast_recv(st->rx, &v, &m, dl);
+        int rc = tr_broadcast_recv(st->rx, w, &m, dl);
         if (rc == TR_ECLOSED)
             return NULL;
         if (rc == TR_ETIMEDOUT && shortdl) {
@@ -1093,7 +1102,7 @@ static void *stress_recv(void *arg) {
             st->stop = true;
             return NULL;
         }
-        account(st, rc, v, m);
+        account(st, rc, w, m);
         if (st->index % 2 == 1 && rand_r(&seed) % 64 == 0) {
             if (tr_task_self())
                 tr_sleep_ms(1);
@@ -1112,14 +1121,16 @@ static void check_complete(rx_stats *st) {
 
 /* _i: 0 capacity 16 (lag), 1 capacity 16 with a destructor, 2 capacity
  * 2^17 (nothing may be missed), 3 capacity 4 with a destructor and random
- * cancellation of receiver tasks. */
+ * cancellation of receiver tasks; 4 and 5 as 0 and 1 with 48-byte values
+ * and capacity 2, so that receives race overwrites all the time. */
 START_TEST(test_stress) {
     reset_drops();
-    bool counting_drops = _i == 1 || _i == 3;
-    size_t cap = _i == 2 ? (1u << 17) : _i == 3 ? 4 : 16;
+    bool counting_drops = _i == 1 || _i == 3 || _i == 5;
+    size_t cap = _i == 2 ? (1u << 17) : _i == 3 ? 4 : _i >= 4 ? 2 : 16;
+    stress_words = _i >= 4 ? 6 : 1;
     tr_chan_opts o = {stress_drop, NULL};
     tr_broadcast_rx *first;
-    ck_assert_tr_ok(tr_broadcast_new_ex(&stress_tx, &first, cap, sizeof(uint64_t),
+    ck_assert_tr_ok(tr_broadcast_new_ex(&stress_tx, &first, cap, stress_words * 8,
                                         counting_drops ? &o : NULL));
     tr_runtime *rt = tr_test_runtime(4);
     rx_stats st[RECEIVERS];
@@ -1183,6 +1194,81 @@ START_TEST(test_stress) {
 }
 END_TEST
 
+/* A sender and a receiver on two threads fight over a one-slot ring of
+ * 64-byte values: most receives race an overwrite.  A torn copy (words of
+ * two different values) must never be returned, and every value must be
+ * received or reported missed.  _i: without and with a destructor. */
+#define TORN_N 300000
+
+static atomic_int torn_done;
+
+static void *torn_sender(void *arg) {
+    tr_broadcast_tx *tx = arg;
+    unsigned seed = 3;
+    for (uint64_t v = 0; v < TORN_N; v++) {
+        uint64_t w[8];
+        for (size_t k = 0; k < 8; k++)
+            w[k] = word_of(v, k);
+        ck_assert_tr_ok(tr_broadcast_send(tx, w, NULL));
+        /* A short, varying pause: the receiver catches up and its copies
+         * overlap the next send instead of always finding it lagged. */
+        for (volatile int spin = rand_r(&seed) % 256; spin > 0; spin--)
+            ;
+    }
+    atomic_store(&torn_done, 1);
+    return NULL;
+}
+
+static void torn_drop(void *value, void *ctx) {
+    (void)ctx;
+    uint64_t v;
+    memcpy(&v, value, sizeof v);
+    ck_assert_uint_lt(v, MAXV);
+    ck_assert_uint_eq(atomic_fetch_add(&destroyed_once[v], 1), 0);
+    atomic_fetch_add(&destroyed, 1);
+}
+
+START_TEST(test_torn_reads) {
+    reset_drops();
+    tr_chan_opts o = {torn_drop, NULL};
+    tr_broadcast_tx *tx;
+    tr_broadcast_rx *rx;
+    ck_assert_tr_ok(tr_broadcast_new_ex(&tx, &rx, 1, 64, _i ? &o : NULL));
+    atomic_store(&torn_done, 0);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, torn_sender, tx), 0);
+    uint64_t got = 0, missed = 0, last = 0;
+    bool first = true;
+    for (;;) {
+        uint64_t w[8], m = 0;
+        bool done = atomic_load(&torn_done);
+        int rc = tr_broadcast_try_recv(rx, w, &m);
+        if (rc == TR_EEMPTY) {
+            if (done)
+                break;
+            continue;
+        }
+        if (rc == TR_ELAGGED) {
+            missed += m;
+            continue;
+        }
+        ck_assert_tr_ok(rc);
+        for (size_t k = 1; k < 8; k++)
+            ck_assert_uint_eq(w[k], word_of(w[0], k));
+        ck_assert(first || w[0] > last);
+        first = false;
+        last = w[0];
+        got++;
+    }
+    pthread_join(th, NULL);
+    ck_assert_uint_eq(got + missed, TORN_N);
+    tr_broadcast_rx_drop(&rx);
+    tr_broadcast_tx_drop(&tx);
+    if (_i)
+        ck_assert_int_eq(atomic_load(&destroyed), TORN_N);
+}
+END_TEST
+
 /* Receivers come and go while senders send: drops with values queued,
  * resubscribes, lag; every value is destroyed exactly once in the end. */
 static atomic_int churn_stop;
@@ -1210,6 +1296,7 @@ static void *churn_recv(void *arg) {
 
 START_TEST(test_churn_exactly_once) {
     reset_drops();
+    stress_words = 1;
     tr_chan_opts o = {stress_drop, NULL};
     tr_broadcast_rx *first;
     ck_assert_tr_ok(tr_broadcast_new_ex(&stress_tx, &first, 8, sizeof(uint64_t), &o));
@@ -1275,8 +1362,9 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_clone_hook);
     suite_add_tcase(s, tc);
     tc = tr_tcase("stress");
-    tcase_add_loop_test(tc, test_stress, 0, 4);
+    tcase_add_loop_test(tc, test_stress, 0, 6);
     tcase_add_test(tc, test_churn_exactly_once);
+    tcase_add_loop_test(tc, test_torn_reads, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
