@@ -48,6 +48,7 @@
  */
 #include "tr_broadcast.h"
 
+#include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -500,11 +501,17 @@ static inline void claim_slot(chan *ch, slot *s) {
         atomic_store_explicit(&s->state, st | REM_BUSY, memory_order_relaxed);
         return;
     }
-    for (;;) {
-        if (rem_of(st) == REM_BUSY) { /* a destructor is running: brief */
+    for (unsigned spins = 0;; spins++) {
+        if (rem_of(st) == REM_BUSY) {
+            /* The last receiver is running the destructor: brief, but its
+             * thread may have been preempted, so yield after a while. */
+            if (spins < 64) {
 #if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
+                __builtin_ia32_pause();
 #endif
+            } else {
+                sched_yield();
+            }
             st = atomic_load_explicit(&s->state, memory_order_acquire);
             continue;
         }

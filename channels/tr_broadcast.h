@@ -20,9 +20,10 @@
  *    receiver's copy while the stored value is still alive (take a
  *    reference there), and the receiver owns its copy, as a Rust receiver
  *    owns its T::clone().
- * The destructor and the clone hook run while the channel's lock is held:
- * keep them short (free(), a reference count) and never call this channel
- * from them.
+ * The destructor and the clone hook may run while the channel's lock is
+ * held, or while a send waits for the slot they work on: keep them short
+ * (free(), a reference count), never wait in them and never call this
+ * channel from them.
  *
  * Trade-offs taken: a receive that finds its value takes no lock: it reads
  * the slot like a seqlock (and, when a destructor is set, counts itself
