@@ -17,6 +17,7 @@ typedef struct bench_opts {
     enum skynet_mode sky;
     size_t stack;
     int stats;
+    int spread;           /* channel benches: --place=spread */
 } bench_opts;
 
 extern bench_opts opt;
@@ -35,6 +36,17 @@ void append(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(p
 void *switch_body(void *p);
 void *spawn_body(void *p);
 void *skynet_body(void *p);
+void *mpsc_1p1c_body(void *p);
+void *mpsc_4p1c_body(void *p);
+void *pingpong_body(void *p);
+void *broadcast_fanout_body(void *p);
+void *watch_updates_body(void *p);
+void *mutex_uncontended_body(void *p);
+void *mutex_contended_body(void *p);
+void *semaphore_10_body(void *p);
+void *semaphore_5_body(void *p);
+void *notify_one_body(void *p);
+void *select4_body(void *p);
 void skynet_setup(void);
 int skynet_n_ok(uint64_t n); /* a power of 10 that fits a word */
 extern const char *const skynet_mode_names[];

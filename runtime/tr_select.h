@@ -9,8 +9,8 @@
  * is the caller's, usually on its stack, so a select allocates nothing.
  *
  *     tr_clause c[2];
- *     tr_mpsc_rx_recv_clause(&c[0], mailbox, &msg);
- *     tr_watch_rx_changed_clause(&c[1], shutdown);
+ *     tr_mpsc_recv_clause(&c[0], mailbox, &msg);
+ *     tr_watch_changed_clause(&c[1], shutdown);
  *     int i = tr_select(c, 2, tr_after_ms(500), 0);
  *     if (i == 0 && c[0].result == 0) handle(&msg);
  *     else if (i == 1) drain_and_exit();
