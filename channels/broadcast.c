@@ -227,18 +227,28 @@ static inline bool fast_take(tr_broadcast_rx *rx, void *out) {
             st = again;
             continue;
         }
-        /* Counting: the CAS both proves the copy whole and counts us. */
-        bool last = rem == 1;
-        uint64_t to = last ? (st | REM_BUSY) : st - 1;
-        if (atomic_compare_exchange_weak_explicit(&s->state, &st, to, memory_order_acq_rel,
-                                                  memory_order_acquire)) {
-            if (last) {
-                destroy(rx->ch, s);
-                atomic_store_explicit(&s->state, st & ~REM_MASK, memory_order_release);
+        /* Counting: the CAS both proves the copy whole and counts us.  It
+         * fails mostly because another receiver counted itself off; the
+         * copy stays good as long as the tag is ours and no send has
+         * marked the slot BUSY, so then only the CAS is retried. */
+        for (;;) {
+            bool last = rem == 1;
+            uint64_t to = last ? (st | REM_BUSY) : st - 1;
+            if (atomic_compare_exchange_weak_explicit(&s->state, &st, to,
+                                                      memory_order_acq_rel,
+                                                      memory_order_acquire)) {
+                if (last) {
+                    destroy(rx->ch, s);
+                    atomic_store_explicit(&s->state, st & ~REM_MASK, memory_order_release);
+                }
+                goto taken;
             }
-            break;
+            rem = rem_of(st);
+            if (!tag_is(st, next) || rem == REM_BUSY || rem == 0)
+                return false; /* overwritten meanwhile: the locked path sorts it out */
         }
     }
+taken:
     copy_out(out, buf, rx->elem_size);
     set_cursor(rx, next + 1);
     return true;
