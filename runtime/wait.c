@@ -60,10 +60,15 @@ void tr_waiter_wake(tr_waiter *w) {
     if (w->task) {
         tr__schedule(w->task);
     } else {
-        /* seq_cst on both sides: either the poller sees woken, or we see
-         * its wake_fd (select's fd polling publishes it, then checks). */
-        atomic_store(&w->woken, 1);
+        /* wake_fd is read before woken is set: once woken is 1 the waiter
+         * may return and its frame be reused, so nothing of it may be read
+         * after.  The poller publishes wake_fd and then looks at the state
+         * (both seq_cst, and our claim came before this load): either we
+         * see its eventfd here, or it sees the claim and waits on the
+         * futex instead of in ppoll(). */
+        atomic_thread_fence(memory_order_seq_cst); /* orders the claim before the load */
         int fd = atomic_load(&w->wake_fd);
+        atomic_store(&w->woken, 1);
         if (fd >= 0) { /* pooled, never closed: a late write is a spurious wake */
             uint64_t one = 1;
             ssize_t r = write(fd, &one, sizeof one);
@@ -228,6 +233,14 @@ int tr__park_thread_poll(tr_waiter *w, struct pollfd *pfds, tr_wait **entries, i
     pfds[n].fd = efd;
     pfds[n].events = POLLIN;
     int rc;
+    if (atomic_load(&w->state) == TR_WAITER_CLAIMED) {
+        /* Claimed before the waker could see our eventfd: its wake comes
+         * through the futex word alone. */
+        while (!atomic_load(&w->woken))
+            futex_wait(&w->woken, 0, NULL);
+        rc = 0;
+        goto out;
+    }
     for (;;) {
         if (atomic_load(&w->woken)) {
             rc = outcome(w);
@@ -275,6 +288,7 @@ int tr__park_thread_poll(tr_waiter *w, struct pollfd *pfds, tr_wait **entries, i
             break; /* won or lost, the loop head now finds woken set */
         }
     }
+out:
     atomic_store(&w->wake_fd, -1);
     efd_put(efd);
     return rc;
