@@ -113,6 +113,10 @@ struct tr_task {
     tr_spin lock;               /* guards done and joiners */
     bool done;
     tr_waitq joiners;
+    /* A plain tr_task_join() from a task of this same worker parks here
+     * instead of in joiners, without the lock: see tr_task_join_until().
+     * Only this worker's thread reads or writes it. */
+    tr_wait *local_joiner;
     uint64_t id;
     char name[32];
 };

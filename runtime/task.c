@@ -59,6 +59,10 @@ static tr_worker *pick_worker(tr_runtime *rt, int where) {
     return best;
 }
 
+/* A task struct, uninitialised: tr_spawn_ex() sets every field itself,
+ * which costs a few stores where a memset of the whole struct (rep stos)
+ * was the single most expensive step of a spawn.  The cache is a LIFO, so
+ * the struct that comes back is the one freed last, still in cache. */
 static tr_task *task_alloc(tr_worker *w) {
     tr_task *t;
     if (tr__tls_worker == w && w->task_cache) {
@@ -67,10 +71,7 @@ static tr_task *task_alloc(tr_worker *w) {
         w->task_cache_n--;
     } else {
         t = malloc(sizeof *t);
-        if (!t)
-            return NULL;
     }
-    memset(t, 0, sizeof *t);
     return t;
 }
 
@@ -94,7 +95,13 @@ void tr__task_free_local(tr_task *t) {
 }
 
 void tr__task_release(tr_task *t) {
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+    /* A count of 1 is ours alone: nobody else holds a reference that could
+     * add one (adding takes one, as tr_task_cancel() does with the handle),
+     * so the struct can go without the read-modify-write.  The acquire pairs
+     * with the release of every earlier drop.  On one worker, a join after
+     * the task has been reaped always finds 1 here. */
+    if (atomic_load_explicit(&t->refs, memory_order_acquire) != 1 &&
+        atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (tr__tls_worker == t->worker) {
         tr__task_free_local(t);
@@ -174,6 +181,11 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
         tr__runtime_task_gone(w, local);
         return rc;
     }
+    /* Every field but stack (just filled) and ctx (tr__ctx_make below):
+     * task_alloc() does not clear the struct. */
+    t->san.bottom = NULL;
+    t->san.size = 0;
+    t->san.fiber = NULL;
 #if TR_ASAN
     ASAN_UNPOISON_MEMORY_REGION(t->stack.lo, t->stack.size); /* a reused stack */
     t->san.bottom = t->stack.lo;
@@ -183,16 +195,26 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
     t->san.fiber = __tsan_create_fiber(0);
 #endif
     t->worker = w;
+    t->next = NULL;
+    t->all_prev = t->all_next = NULL;
     t->fn = fn;
     t->arg = arg;
+    t->result = NULL;
+    t->waiter = NULL;
     t->budget = TR_BUDGET;
     t->id = new_id();
     if (opts && opts->name)
         snprintf(t->name, sizeof t->name, "%s", opts->name);
+    else
+        t->name[0] = '\0';
+    t->wake_node.next = NULL;
     t->wake_node.kind = TR_INJ_WAKE;
+    t->poke_node.next = NULL;
     t->poke_node.kind = TR_INJ_POKE;
     tr_spin_init(&t->lock);
+    t->done = false;
     tr_waitq_init(&t->joiners);
+    t->local_joiner = NULL;
     atomic_init(&t->refs, out ? 2 : 1);
     atomic_init(&t->cancelled, false);
     atomic_init(&t->poke_queued, 0);
@@ -214,24 +236,73 @@ int tr_spawn(tr_task **out, tr_task_fn fn, void *arg) {
 
 void tr__task_exit(tr_task *t) {
     tr_worker *w = t->worker;
-    tr_wait *woken = NULL;
-    tr_spin_lock(&t->lock);
-    t->done = true;
-    tr_waitq_claim_all(&t->joiners, 0, &woken);
-    tr_spin_unlock(&t->lock);
-    tr_wait_wake_all(woken);
+    tr_wait *lj = t->local_joiner;
+    if (lj) {
+        /* A task of this worker is in a plain join (see join_local()); a
+         * handle has one joiner at a time, so there is nobody in joiners
+         * and nobody else to take the lock against.  Its waiter has this
+         * one entry and only this thread settles it (its deadline timer
+         * and cancellation pokes run here too), so a load and a store do
+         * what the claim's compare-and-swap does elsewhere. */
+        tr_waiter *jw = lj->waiter;
+        t->local_joiner = NULL;
+        t->done = true;
+        if (atomic_load_explicit(&jw->state, memory_order_relaxed) == TR_WAITER_WAITING) {
+            atomic_store_explicit(&jw->state, TR_WAITER_CLAIMED, memory_order_relaxed);
+            jw->winner = lj;
+            tr__schedule(jw->task);
+        }
+    } else {
+        tr_wait *woken = NULL;
+        tr_spin_lock(&t->lock);
+        t->done = true;
+        tr_waitq_claim_all(&t->joiners, 0, &woken);
+        tr_spin_unlock(&t->lock);
+        tr_wait_wake_all(woken);
+    }
     tr__runtime_task_gone(w, true);
     tr__switch_exit(t);
+}
+
+/* The joiner is a task of t's own worker.  Then t can only end on this
+ * thread, and never while we run, so done is read without the lock, and we
+ * wait in t->local_joiner, which tr__task_exit() (on this thread) settles
+ * with plain stores.  This saves the three read-modify-writes of the
+ * locked path (our lock, the exit's lock, its claim) on the common
+ * spawn-then-join of a child. */
+static int join_local(tr_task *t, int64_t deadline) {
+    if (t->done)
+        return 0;
+    tr_waiter w;
+    tr_wait e;
+    tr_waiter_init(&w);
+    tr_wait_init(&e, &w, NULL);
+    t->local_joiner = &e;
+    int rc = tr_waiter_park(&w, NULL, deadline);
+    if (rc != 0)
+        t->local_joiner = NULL; /* timed out or cancelled: t still runs */
+    return rc;
 }
 
 int tr_task_join_until(tr_task *t, void **result, int64_t deadline) {
     if (!t)
         return TR_EINVAL;
-    if (t == tr__current())
+    tr_worker *self_w = tr__tls_worker;
+    tr_task *self = self_w ? self_w->current : NULL;
+    if (t == self)
         return TR_EDEADLK;
     int rc = tr_wait_enter();
     if (rc)
         return rc;
+    if (self && t->worker == self_w) {
+        rc = join_local(t, deadline);
+        if (rc != 0)
+            return rc;
+        if (result)
+            *result = t->result;
+        tr__task_release(t);
+        return 0;
+    }
     tr_spin_lock(&t->lock);
     if (!t->done) {
         tr_waiter w;
