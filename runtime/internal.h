@@ -137,7 +137,7 @@ struct tr_worker {
     tr_task *lifo;              /* runs next: the task last woken by a task */
     int lifo_streak;
     tr_task *zombie;            /* returned; its stack goes back after the switch */
-    unsigned ticks;
+    int poll_in;                /* picks left before one goes through the scheduler */
     int64_t last_poll;          /* when a busy worker last looked at its loop */
     /* Tasks spawned here and not yet returned: those adopted by this thread
      * (written only by it, so no read-modify-write) plus those spawned from

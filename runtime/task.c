@@ -426,20 +426,6 @@ int tr_task_cancelled(void) {
 uint64_t tr_task_id(const tr_task *t) { return t ? t->id : 0; }
 const char *tr_task_name(const tr_task *t) { return t ? t->name : ""; }
 
-int tr_yield(void) {
-    tr_task *self = tr__current();
-    if (!self) {
-        sched_yield();
-        return 0;
-    }
-    if (atomic_load_explicit(&self->cancelled, memory_order_relaxed))
-        return TR_ECANCELED;
-    self->budget = TR_BUDGET;
-    tr__schedule(self);
-    tr__suspend();
-    return 0;
-}
-
 int tr_wait_enter(void) {
     tr_task *t = tr__current();
     if (!t)

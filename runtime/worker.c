@@ -20,6 +20,7 @@
  */
 #include "internal.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,8 +170,12 @@ static tr_task *runq_next(tr_worker *w) {
 /* The next task to run, or NULL to go through the scheduler (nothing
  * runnable, or time to look at the loop). */
 static tr_task *pick_next(tr_worker *w) {
-    if (++w->ticks % TR_POLL_EVERY == 0)
+    /* A countdown: a decrement and a branch, where a modulo was a multiply
+     * on every switch. */
+    if (--w->poll_in == 0) {
+        w->poll_in = TR_POLL_EVERY;
         return NULL;
+    }
     tr_task *t = runq_next(w);
     if (!t) {
         drain_inject(w);
@@ -227,6 +232,43 @@ void tr__schedule_front(tr_task *t) {
     runq_push_front(t->worker, t);
 }
 
+/* Here rather than in task.c for the run queue's inline helpers.  The
+ * common case (another task is queued, the LIFO slot is empty and it is not
+ * the scheduler's turn) is open-coded: swap the first task of the queue
+ * for ourselves at its back, and switch.  That is what tr__schedule() and
+ * tr__suspend() would do, without their calls and tests; two tasks that
+ * yield to each other spend their time nowhere else. */
+int tr_yield(void) {
+    tr_worker *w = tr__tls_worker;
+    tr_task *self = w ? w->current : NULL;
+    if (!self) {
+        sched_yield();
+        return 0;
+    }
+    if (atomic_load_explicit(&self->cancelled, memory_order_relaxed))
+        return TR_ECANCELED;
+    self->budget = TR_BUDGET;
+    tr_task *next = w->runq_head;
+    if (next && !w->lifo && w->poll_in > 1) {
+        w->poll_in--;
+        w->lifo_streak = 0;
+        w->runq_head = next->next;
+        self->next = NULL;
+        if (w->runq_head)
+            w->runq_tail->next = self;
+        else
+            w->runq_head = self;
+        w->runq_tail = self;
+        w->current = next;
+        switch_ctx(&self->ctx, &next->ctx, &next->san, false);
+        reap(w);
+        return 0;
+    }
+    tr__schedule(self);
+    tr__suspend();
+    return 0;
+}
+
 /* The first thing a new task runs. */
 void tr__task_entry(void *arg) {
     tr_task *t = arg;
@@ -261,6 +303,7 @@ int tr__worker_init(tr_runtime *rt, tr_worker *w, int id) {
      * sleeps until something happens instead of returning at once. */
     ev_async_start(w->loop, &w->async);
     w->pool.max = 128;
+    w->poll_in = TR_POLL_EVERY;
     return 0;
 }
 
