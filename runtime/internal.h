@@ -38,6 +38,15 @@
 #define TR_POLL_NS 50000       /* a busy worker looks at its loop this often, at most */
 #define TR_TASK_CACHE_MAX 1024 /* free task structs a worker keeps */
 #define TR_LIFO_MAX 3          /* LIFO-slot picks in a row, as Tokio */
+/* A task's first frame starts its stack's colour, a multiple of
+ * TR_STACK_COLOR_STEP below TR_STACK_COLORS * TR_STACK_COLOR_STEP, below the
+ * top of the stack.  Stacks are page-aligned, so without this every task's
+ * hot frames share their low 12 address bits: a switch's pops then alias
+ * the pushes just made on the other stack (the CPU's 4K-aliasing stall),
+ * and many tasks crowd the same L1 sets.  Stacks are mapped that much
+ * larger, so a task still gets the size it asked for. */
+#define TR_STACK_COLORS 16
+#define TR_STACK_COLOR_STEP 64
 
 typedef struct tr_worker tr_worker;
 
@@ -66,6 +75,7 @@ typedef struct tr_stack {
     char *lo;      /* lowest usable byte */
     size_t size;   /* usable bytes, lo .. lo + size */
     unsigned vg_id; /* valgrind's id for the stack (0 when not built with it) */
+    unsigned color; /* bytes left unused at the top: see TR_STACK_COLORS */
     struct tr_stack *next_free; /* only while pooled (kept in the mapping) */
 } tr_stack;
 

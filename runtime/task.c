@@ -148,6 +148,9 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
     size_t stack_size = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
     if (stack_size < TR_STACK_MIN)
         return TR_EINVAL;
+    if (stack_size > SIZE_MAX / 2)
+        return TR_ENOMEM; /* what the mapping would say, without the overflow below */
+    stack_size += TR_STACK_COLORS * TR_STACK_COLOR_STEP;
 
     tr_worker *w = pick_worker(rt, where);
     bool local = tr__tls_worker == w;
@@ -218,7 +221,7 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
     atomic_init(&t->refs, out ? 2 : 1);
     atomic_init(&t->cancelled, false);
     atomic_init(&t->poke_queued, 0);
-    tr__ctx_make(&t->ctx, t->stack.lo, t->stack.size, tr__task_entry, t);
+    tr__ctx_make(&t->ctx, t->stack.lo, t->stack.size - t->stack.color, tr__task_entry, t);
     if (out)
         *out = t;
     if (local) {
