@@ -205,10 +205,9 @@ extern const struct tr_clause_ops tr__fd_clause_ops;
 void tr__schedule(tr_task *t);
 /* Puts a new task first in the run queue (its worker's thread only). */
 void tr__schedule_front(tr_task *t);
-/* Leaves the returned task self for good (never returns). */
-void tr__switch_exit(tr_task *self) __attribute__((noreturn));
-/* What a new context calls first: runs the task's body. */
-void tr__task_entry(void *arg);
+/* What a new context runs first: the task's body, then its end (never
+ * returns). */
+void tr__task_entry(void *arg) __attribute__((noreturn));
 /* Runs the worker's scheduler loop on this thread until the runtime exits. */
 void *tr__worker_main(void *arg);
 int tr__worker_init(tr_runtime *rt, tr_worker *w, int id);
@@ -219,8 +218,9 @@ void tr__worker_adopt(tr_worker *w, tr_task *t);
 void tr__task_poke(tr_task *t);
 /* Drops one reference; frees t at zero. */
 void tr__task_release(tr_task *t);
-/* A task's body returned: wake joiners, go away (never returns). */
-void tr__task_exit(tr_task *t) __attribute__((noreturn));
+/* A task's body returned: marks it done, wakes its joiners and counts it
+ * out; the caller then leaves it for good. */
+void tr__task_finish(tr_task *t);
 /* A task of w returned (or a spawn was undone): counts it out and wakes
  * a shutdown waiting for the last one. */
 void tr__runtime_task_gone(tr_worker *w, bool adopted);

@@ -237,7 +237,7 @@ int tr_spawn(tr_task **out, tr_task_fn fn, void *arg) {
     return tr_spawn_ex(NULL, NULL, out, fn, arg);
 }
 
-void tr__task_exit(tr_task *t) {
+void tr__task_finish(tr_task *t) {
     tr_worker *w = t->worker;
     tr_wait *lj = t->local_joiner;
     if (lj) {
@@ -264,12 +264,11 @@ void tr__task_exit(tr_task *t) {
         tr_wait_wake_all(woken);
     }
     tr__runtime_task_gone(w, true);
-    tr__switch_exit(t);
 }
 
 /* The joiner is a task of t's own worker.  Then t can only end on this
  * thread, and never while we run, so done is read without the lock, and we
- * wait in t->local_joiner, which tr__task_exit() (on this thread) settles
+ * wait in t->local_joiner, which tr__task_finish() (on this thread) settles
  * with plain stores.  This saves the three read-modify-writes of the
  * locked path (our lock, the exit's lock, its claim) on the common
  * spawn-then-join of a child. */

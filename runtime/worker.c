@@ -205,12 +205,6 @@ void tr__suspend(void) {
     switch_away(w, self, next, false);
 }
 
-void tr__switch_exit(tr_task *self) {
-    tr_worker *w = tr__tls_worker;
-    w->zombie = self;
-    switch_away(w, self, pick_next(w), true);
-    abort(); /* a returned task is never resumed */
-}
 
 void tr__schedule(tr_task *t) {
     tr_worker *w = t->worker;
@@ -269,7 +263,12 @@ int tr_yield(void) {
     return 0;
 }
 
-/* The first thing a new task runs. */
+/* The first thing a new task runs (jumped to, not called: see
+ * tr__ctx_entry).  Its last switch is made here, not in a function it
+ * calls: the return-stack predictor then holds, above the entries of the
+ * task switched to, only this call's, so that the one return mispredicted
+ * is the switch's own, and the returns that follow in the task switched to
+ * (out of its park, its join...) are predicted again. */
 void tr__task_entry(void *arg) {
     tr_task *t = arg;
 #if TR_ASAN
@@ -277,7 +276,11 @@ void tr__task_entry(void *arg) {
 #endif
     reap(t->worker);
     t->result = t->fn(t->arg);
-    tr__task_exit(t);
+    tr__task_finish(t);
+    tr_worker *w = t->worker;
+    w->zombie = t;
+    switch_away(w, t, pick_next(w), true);
+    abort(); /* a returned task is never resumed */
 }
 
 /* ---- the worker thread --------------------------------------------------------- */
