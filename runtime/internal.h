@@ -127,6 +127,10 @@ struct tr_task {
      * instead of in joiners, without the lock: see tr_task_join_until().
      * Only this worker's thread reads or writes it. */
     tr_wait *local_joiner;
+    /* Set when tr__task_finish() woke a local joiner: the body's reference
+     * then goes to that joiner, which drops both at once, rather than to
+     * reap().  Worker thread only. */
+    bool body_ref_passed;
     uint64_t id;
     char name[32];
 };

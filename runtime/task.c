@@ -94,14 +94,15 @@ void tr__task_free_local(tr_task *t) {
     }
 }
 
-void tr__task_release(tr_task *t) {
-    /* A count of 1 is ours alone: nobody else holds a reference that could
+/* Drops n references. */
+static void release_n(tr_task *t, int n) {
+    /* A count of n is ours alone: nobody else holds a reference that could
      * add one (adding takes one, as tr_task_cancel() does with the handle),
      * so the struct can go without the read-modify-write.  The acquire pairs
-     * with the release of every earlier drop.  On one worker, a join after
-     * the task has been reaped always finds 1 here. */
-    if (atomic_load_explicit(&t->refs, memory_order_acquire) != 1 &&
-        atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+     * with the release of every earlier drop.  A join on the task's own
+     * worker always finds the count at n here. */
+    if (atomic_load_explicit(&t->refs, memory_order_acquire) != n &&
+        atomic_fetch_sub_explicit(&t->refs, n, memory_order_acq_rel) != n)
         return;
     if (tr__tls_worker == t->worker) {
         tr__task_free_local(t);
@@ -112,6 +113,8 @@ void tr__task_release(tr_task *t) {
         tr__inject(t->worker, &t->wake_node);
     }
 }
+
+void tr__task_release(tr_task *t) { release_n(t, 1); }
 
 void tr__worker_adopt(tr_worker *w, tr_task *t) {
     t->wake_node.kind = TR_INJ_WAKE; /* from now on the node carries wakes */
@@ -218,6 +221,7 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
     t->done = false;
     tr_waitq_init(&t->joiners);
     t->local_joiner = NULL;
+    t->body_ref_passed = false;
     atomic_init(&t->refs, out ? 2 : 1);
     atomic_init(&t->cancelled, false);
     atomic_init(&t->poke_queued, 0);
@@ -253,6 +257,9 @@ void tr__task_finish(tr_task *t) {
         if (atomic_load_explicit(&jw->state, memory_order_relaxed) == TR_WAITER_WAITING) {
             atomic_store_explicit(&jw->state, TR_WAITER_CLAIMED, memory_order_relaxed);
             jw->winner = lj;
+            /* The joiner drops our reference with its own: it runs after
+             * reap(), which then leaves the count alone. */
+            t->body_ref_passed = true;
             tr__schedule(jw->task);
         }
     } else {
@@ -302,7 +309,7 @@ int tr_task_join_until(tr_task *t, void **result, int64_t deadline) {
             return rc;
         if (result)
             *result = t->result;
-        tr__task_release(t);
+        release_n(t, t->body_ref_passed ? 2 : 1);
         return 0;
     }
     tr_spin_lock(&t->lock);

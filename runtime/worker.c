@@ -146,7 +146,8 @@ static void reap(tr_worker *w) {
     __tsan_destroy_fiber(t->san.fiber);
     t->san.fiber = NULL;
 #endif
-    tr__task_release(t);
+    if (!t->body_ref_passed)
+        tr__task_release(t);
 }
 
 /* The LIFO slot first, unless it has been taken TR_LIFO_MAX times in a row
