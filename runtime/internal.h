@@ -85,6 +85,20 @@ typedef struct tr_stack_pool {
 } tr_stack_pool;
 
 int tr__stack_get(tr_stack_pool *pool, size_t size, tr_stack *out);
+/* size rounded up to whole pages, as the pools keep it. */
+size_t tr__stack_round(size_t size);
+/* tr__stack_get()'s common case, inline: the pool's first stack, if it has
+ * exactly the (rounded) size wanted.  False: call tr__stack_get(). */
+static inline bool tr__stack_pool_take(tr_stack_pool *pool, size_t size, tr_stack *out) {
+    tr_stack *st = pool->free;
+    if (!st || st->size != size)
+        return false;
+    pool->free = st->next_free;
+    pool->count--;
+    *out = *st; /* the record lives inside the stack it describes */
+    out->next_free = NULL;
+    return true;
+}
 void tr__stack_put(tr_stack_pool *pool, tr_stack *st);
 void tr__stack_pool_drain(tr_stack_pool *pool);
 size_t tr__page_size(void);
@@ -169,6 +183,7 @@ struct tr_runtime {
     int nworkers;
     tr_worker *workers;
     size_t stack_size;
+    size_t stack_rounded;       /* a default stack as mapped: with colour room, in pages */
     int blocking_max;
     atomic_bool stopping;       /* shutdown started: cancel everything */
     atomic_bool exiting;        /* every task is gone: workers leave */

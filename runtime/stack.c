@@ -59,6 +59,8 @@ size_t tr__page_size(void) {
 
 static size_t round_up(size_t v, size_t page) { return (v + page - 1) & ~(page - 1); }
 
+size_t tr__stack_round(size_t size) { return round_up(size, tr__page_size()); }
+
 static size_t guard_size(void) { return round_up(GUARD_MIN, tr__page_size()); }
 
 /* Stacks take colours in turn as they are mapped, and keep theirs: see

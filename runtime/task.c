@@ -135,28 +135,13 @@ void tr__worker_adopt_remote(tr_worker *w, tr_task *t) {
     tr__worker_adopt(w, t);
 }
 
-int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_task_fn fn,
-                void *arg) {
-    if (out)
-        *out = NULL;
-    if (!fn)
-        return TR_EINVAL;
-    if (!rt)
-        rt = tr_runtime_current();
-    if (!rt)
-        return TR_EINVAL;
-    int where = opts ? opts->worker : TR_WORKER_DEFAULT;
-    if (where > rt->nworkers || where < TR_WORKER_BALANCED)
-        return TR_EINVAL;
-    size_t stack_size = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
-    if (stack_size < TR_STACK_MIN)
-        return TR_EINVAL;
-    if (stack_size > SIZE_MAX / 2)
-        return TR_ENOMEM; /* what the mapping would say, without the overflow below */
-    stack_size += TR_STACK_COLORS * TR_STACK_COLOR_STEP;
-
-    tr_worker *w = pick_worker(rt, where);
-    bool local = tr__tls_worker == w;
+/* What every spawn does once it knows where: count the task in, take a
+ * struct and a stack, fill in the struct, queue it.  stack_size is rounded
+ * and includes the colour room.  Inlined into both callers, so that
+ * tr_spawn()'s fast path folds its constants. */
+static inline __attribute__((always_inline)) int
+spawn_on(tr_runtime *rt, tr_worker *w, bool local, size_t stack_size, const char *name,
+         tr_task **out, tr_task_fn fn, void *arg) {
     /* A local spawner is itself a live task of w, so w's count cannot reach
      * zero under a shutdown's eyes before this one is counted; and if the
      * stopping flag is missed here, cancel_all() will still find the task
@@ -174,9 +159,10 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
         tr__runtime_task_gone(w, local);
         return TR_ENOMEM;
     }
-    int rc;
+    int rc = 0;
     if (local) {
-        rc = tr__stack_get(&w->pool, stack_size, &t->stack);
+        if (!tr__stack_pool_take(&w->pool, stack_size, &t->stack))
+            rc = tr__stack_get(&w->pool, stack_size, &t->stack);
     } else {
         pthread_mutex_lock(&rt->pool_mu);
         rc = tr__stack_get(&rt->pool, stack_size, &t->stack);
@@ -209,8 +195,8 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
     t->waiter = NULL;
     t->budget = TR_BUDGET;
     t->id = new_id();
-    if (opts && opts->name)
-        snprintf(t->name, sizeof t->name, "%s", opts->name);
+    if (name)
+        snprintf(t->name, sizeof t->name, "%s", name);
     else
         t->name[0] = '\0';
     t->wake_node.next = NULL;
@@ -237,8 +223,39 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
     return 0;
 }
 
+int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_task_fn fn,
+                void *arg) {
+    if (out)
+        *out = NULL;
+    if (!fn)
+        return TR_EINVAL;
+    if (!rt)
+        rt = tr_runtime_current();
+    if (!rt)
+        return TR_EINVAL;
+    int where = opts ? opts->worker : TR_WORKER_DEFAULT;
+    if (where > rt->nworkers || where < TR_WORKER_BALANCED)
+        return TR_EINVAL;
+    size_t stack_size = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
+    if (stack_size < TR_STACK_MIN)
+        return TR_EINVAL;
+    if (stack_size > SIZE_MAX / 2)
+        return TR_ENOMEM; /* what the mapping would say, without the overflow below */
+    stack_size = tr__stack_round(stack_size + TR_STACK_COLORS * TR_STACK_COLOR_STEP);
+    tr_worker *w = pick_worker(rt, where);
+    return spawn_on(rt, w, tr__tls_worker == w, stack_size, opts ? opts->name : NULL, out, fn,
+                    arg);
+}
+
+/* The common case, a task spawning on its own worker with the defaults,
+ * skips tr_spawn_ex()'s checks and choices: they all have one answer. */
 int tr_spawn(tr_task **out, tr_task_fn fn, void *arg) {
-    return tr_spawn_ex(NULL, NULL, out, fn, arg);
+    tr_worker *w = tr__tls_worker;
+    if (!w || !w->current || !fn || !w->rt->stack_rounded)
+        return tr_spawn_ex(NULL, NULL, out, fn, arg);
+    if (out)
+        *out = NULL;
+    return spawn_on(w->rt, w, true, w->rt->stack_rounded, NULL, out, fn, arg);
 }
 
 void tr__task_finish(tr_task *t) {
