@@ -33,6 +33,11 @@
 #endif
 #endif
 
+/* Branch hints for the hot paths (switch, spawn, join): they lay the
+ * common case out straight, without taken jumps. */
+#define TR_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TR_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
 #define TR_BUDGET 128          /* ready waits before a forced yield, as Tokio */
 #define TR_POLL_EVERY 61       /* task switches between two visits to the scheduler */
 #define TR_POLL_NS 50000       /* a busy worker looks at its loop this often, at most */

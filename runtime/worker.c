@@ -137,7 +137,7 @@ static inline void switch_ctx(tr_ctx *from, tr_ctx *to, const tr_san *to_san, bo
  * not do so itself while running on it. */
 static void reap(tr_worker *w) {
     tr_task *t = w->zombie;
-    if (!t)
+    if (TR_LIKELY(!t))
         return;
     w->zombie = NULL;
     tr__stack_put(&w->pool, &t->stack);
@@ -236,15 +236,15 @@ void tr__schedule_front(tr_task *t) {
 int tr_yield(void) {
     tr_worker *w = tr__tls_worker;
     tr_task *self = w ? w->current : NULL;
-    if (!self) {
+    if (TR_UNLIKELY(!self)) {
         sched_yield();
         return 0;
     }
-    if (atomic_load_explicit(&self->cancelled, memory_order_relaxed))
+    if (TR_UNLIKELY(atomic_load_explicit(&self->cancelled, memory_order_relaxed)))
         return TR_ECANCELED;
     self->budget = TR_BUDGET;
     tr_task *next = w->runq_head;
-    if (next && !w->lifo && w->poll_in > 1) {
+    if (TR_LIKELY(next && !w->lifo && w->poll_in > 1)) {
         w->poll_in--;
         w->lifo_streak = 0;
         w->runq_head = next->next;
