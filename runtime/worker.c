@@ -11,8 +11,9 @@
  * than through the scheduler context, which halves the switches on the hot
  * path.  The scheduler context (the thread's own stack) runs only when the
  * run queue is empty, where it sleeps in ev_run until a timer, an fd, a
- * signal or an inject wakes it, and every TR_POLL_EVERY switches, so that
- * timers and fds are looked at even while tasks keep each other busy.
+ * signal or an inject wakes it, and, while tasks keep each other busy, once
+ * TR_POLL_NS have passed (looked at every TR_POLL_EVERY switches), so that
+ * timers and fds are looked at all the same.
  *
  * Spawned tasks go to the front of the queue and wakes to the back: a
  * parent that spawns children and then joins them runs its tree depth
@@ -171,11 +172,16 @@ static tr_task *runq_next(tr_worker *w) {
 /* The next task to run, or NULL to go through the scheduler (nothing
  * runnable, or time to look at the loop). */
 static tr_task *pick_next(tr_worker *w) {
-    /* A countdown: a decrement and a branch, where a modulo was a multiply
-     * on every switch. */
-    if (--w->poll_in == 0) {
+    /* Every TR_POLL_EVERY picks (a countdown: a decrement and a branch),
+     * take in what other threads sent, and go through the scheduler only
+     * if it is time to look at the loop: the round trip through its
+     * context is two more switches, mispredicted, and it reads the clock
+     * again.  The inject queue is read here, as the scheduler would. */
+    if (TR_UNLIKELY(--w->poll_in == 0)) {
         w->poll_in = TR_POLL_EVERY;
-        return NULL;
+        drain_inject(w);
+        if (tr_now() - w->last_poll >= TR_POLL_NS)
+            return NULL;
     }
     tr_task *t = runq_next(w);
     if (!t) {
@@ -338,9 +344,8 @@ void *tr__worker_main(void *arg) {
             switch_ctx(&w->sched_ctx, &t->ctx, &t->san, false);
             reap(w);
             /* Busy: look at timers, fds and signals without sleeping, but
-             * at most every TR_POLL_NS: the look is a syscall, and tasks
-             * that keep each other busy would otherwise pay for it every
-             * TR_POLL_EVERY switches. */
+             * at most every TR_POLL_NS: the look is a syscall.  pick_next()
+             * comes back here when that time has come. */
             if (w->runq_head || w->lifo) {
                 int64_t now = tr_now();
                 if (now - w->last_poll >= TR_POLL_NS) {
