@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "context.h"
@@ -90,6 +91,34 @@ typedef struct tr_stack_pool {
 } tr_stack_pool;
 
 int tr__stack_get(tr_stack_pool *pool, size_t size, tr_stack *out);
+/* Bytes at the top of a stack that going back to a pool never trims. */
+#define TR_STACK_TRIM_KEEP (32u * 1024u)
+/* Whether the task of st went deeper than its top TR_STACK_TRIM_KEEP bytes:
+ * two words just below that mark are not both zero (stack.c tells why this
+ * is enough).  st must be larger than TR_STACK_TRIM_KEEP + 4096. */
+static inline bool tr__stack_went_deep(const tr_stack *st) {
+    const volatile uintptr_t *probe =
+        (const volatile uintptr_t *)(st->lo + st->size - TR_STACK_TRIM_KEEP);
+    return probe[-1] != 0 || probe[-256] != 0;
+}
+/* Puts st first in pool, its record kept in the stack's own top bytes: no
+ * allocation. */
+static inline void tr__stack_pool_link(tr_stack_pool *pool, const tr_stack *st) {
+    tr_stack *rec = (tr_stack *)(st->lo + st->size - sizeof(tr_stack));
+    *rec = *st;
+    rec->next_free = pool->free;
+    pool->free = rec;
+    pool->count++;
+}
+/* tr__stack_put()'s common case, inline: the pool has room and the stack
+ * needs no trimming.  False: call tr__stack_put(). */
+static inline bool tr__stack_pool_give(tr_stack_pool *pool, const tr_stack *st) {
+    if (pool->count >= pool->max ||
+        (st->size > TR_STACK_TRIM_KEEP + 4096 && tr__stack_went_deep(st)))
+        return false;
+    tr__stack_pool_link(pool, st);
+    return true;
+}
 /* size rounded up to whole pages, as the pools keep it. */
 size_t tr__stack_round(size_t size);
 /* tr__stack_get()'s common case, inline: the pool's first stack, if it has

@@ -6,17 +6,19 @@
  * task before aborting.  The guard is GUARD_MIN bytes (at least a page): a
  * frame larger than the guard could step over it without touching it, and
  * 4 KiB frames are common enough (a buffer on the stack); the guard costs
- * address space only.  Mapping and unmapping cost a few
- * microseconds, so stacks that tasks give back are kept in a pool (one per
- * worker, no lock; one shared behind a mutex for spawns from elsewhere).
+ * address space only.  Mapping and unmapping cost a few microseconds, so
+ * stacks that tasks give back are kept in a pool (one per worker, no lock;
+ * one shared behind a mutex for spawns from elsewhere).  The common cases
+ * of taking and giving back are inline, in internal.h.
  *
  * Only touched pages cost memory, so a pooled stack costs what its last task
- * touched.  When a task went deep, the pages below the top TRIM_KEEP bytes
- * are handed back to the kernel with MADV_DONTNEED as the stack returns to
- * the pool.  "Went deep" is tested by reading two words just below that
- * mark: an untouched page reads as zeros without becoming resident.  A deep
- * task that happened to leave zeros at both words keeps its pages until the
- * stack is unmapped; that is the price of a check that costs two loads.
+ * touched.  When a task went deep, the pages below the top
+ * TR_STACK_TRIM_KEEP bytes are handed back to the kernel with MADV_DONTNEED
+ * as the stack returns to the pool.  "Went deep" is tested by reading two
+ * words just below that mark: an untouched page reads as zeros without
+ * becoming resident.  A deep task that happened to leave zeros at both
+ * words keeps its pages until the stack is unmapped; that is the price of a
+ * check that costs two loads.
  */
 #include "internal.h"
 
@@ -44,7 +46,6 @@
 #endif
 
 
-#define TRIM_KEEP (32u * 1024u) /* bytes at the top of a stack never trimmed */
 #define GUARD_MIN (16u * 1024u) /* inaccessible bytes below a stack, at least */
 
 static size_t page_size_cached;
@@ -115,13 +116,9 @@ int tr__stack_get(tr_stack_pool *pool, size_t size, tr_stack *out) {
 }
 
 static void stack_trim(tr_stack *st) {
-    if (st->size <= TRIM_KEEP + tr__page_size())
+    if (st->size <= TR_STACK_TRIM_KEEP + tr__page_size() || !tr__stack_went_deep(st))
         return;
-    char *mark = st->lo + st->size - TRIM_KEEP;
-    volatile uintptr_t *probe = (volatile uintptr_t *)mark;
-    if (probe[-1] == 0 && probe[-256] == 0)
-        return;
-    madvise(st->lo, (size_t)(mark - st->lo), MADV_DONTNEED);
+    madvise(st->lo, st->size - TR_STACK_TRIM_KEEP, MADV_DONTNEED);
 }
 
 void tr__stack_put(tr_stack_pool *pool, tr_stack *st) {
@@ -130,12 +127,7 @@ void tr__stack_put(tr_stack_pool *pool, tr_stack *st) {
         return;
     }
     stack_trim(st);
-    /* Keep the pool record in the stack's own top bytes: no allocation. */
-    tr_stack *rec = (tr_stack *)(st->lo + st->size - sizeof(tr_stack));
-    *rec = *st;
-    rec->next_free = pool->free;
-    pool->free = rec;
-    pool->count++;
+    tr__stack_pool_link(pool, st);
 }
 
 void tr__stack_pool_drain(tr_stack_pool *pool) {

@@ -136,12 +136,10 @@ static inline void switch_ctx(tr_ctx *from, tr_ctx *to, const tr_san *to_san, bo
 
 /* Gives the stack of the task that just returned back to the pool; it could
  * not do so itself while running on it. */
-static void reap(tr_worker *w) {
-    tr_task *t = w->zombie;
-    if (TR_LIKELY(!t))
-        return;
+static __attribute__((noinline)) void reap_zombie(tr_worker *w, tr_task *t) {
     w->zombie = NULL;
-    tr__stack_put(&w->pool, &t->stack);
+    if (!tr__stack_pool_give(&w->pool, &t->stack))
+        tr__stack_put(&w->pool, &t->stack);
     t->stack.map = NULL;
 #if TR_TSAN
     __tsan_destroy_fiber(t->san.fiber);
@@ -149,6 +147,15 @@ static void reap(tr_worker *w) {
 #endif
     if (!t->body_ref_passed)
         tr__task_release(t);
+}
+
+/* After every switch: the test inline, the work (after a task's end only)
+ * out of line, so that a yield's fast path stays a leaf but for the
+ * switch. */
+static inline void reap(tr_worker *w) {
+    tr_task *t = w->zombie;
+    if (TR_UNLIKELY(t != NULL))
+        reap_zombie(w, t);
 }
 
 /* The LIFO slot first, unless it has been taken TR_LIFO_MAX times in a row
