@@ -243,6 +243,27 @@ static inline tr_task *tr__current(void) {
 
 /* Suspends the current task until something schedules it again. */
 void tr__suspend(void);
+/* tr_wait_enter() for a caller that knows its task (NULL: a plain thread). */
+static inline int tr__wait_enter(tr_task *self) {
+    if (!self)
+        return 0;
+    if (atomic_load_explicit(&self->cancelled, memory_order_relaxed))
+        return TR_ECANCELED;
+    if (--self->budget <= 0)
+        return tr_yield();
+    return 0;
+}
+/* tr_waiter_init() for the task self. */
+static inline void tr__waiter_init_task(tr_waiter *w, tr_task *self) {
+    w->task = self;
+    atomic_init(&w->state, TR_WAITER_WAITING);
+    atomic_init(&w->woken, 0);
+    w->winner = NULL;
+    w->timer = NULL;
+    atomic_init(&w->wake_fd, -1);
+}
+/* tr_waiter_park() for a waiter of the task t, with no lock to release. */
+int tr__park_task(tr_waiter *w, tr_task *t, int64_t deadline);
 
 /* select on a plain thread with fd clauses (wait.c): sleeps in ppoll() on
  * pfds[0..n) and the thread's wake-up eventfd (pfds has room for n + 1);

@@ -296,15 +296,15 @@ void tr__task_finish(tr_task *t) {
  * with plain stores.  This saves the three read-modify-writes of the
  * locked path (our lock, the exit's lock, its claim) on the common
  * spawn-then-join of a child. */
-static int join_local(tr_task *t, int64_t deadline) {
+static int join_local(tr_task *self, tr_task *t, int64_t deadline) {
     if (t->done)
         return 0;
     tr_waiter w;
     tr_wait e;
-    tr_waiter_init(&w);
+    tr__waiter_init_task(&w, self);
     tr_wait_init(&e, &w, NULL);
     t->local_joiner = &e;
-    int rc = tr_waiter_park(&w, NULL, deadline);
+    int rc = tr__park_task(&w, self, deadline);
     if (rc != 0)
         t->local_joiner = NULL; /* timed out or cancelled: t still runs */
     return rc;
@@ -317,11 +317,11 @@ int tr_task_join_until(tr_task *t, void **result, int64_t deadline) {
     tr_task *self = self_w ? self_w->current : NULL;
     if (t == self)
         return TR_EDEADLK;
-    int rc = tr_wait_enter();
+    int rc = tr__wait_enter(self);
     if (rc)
         return rc;
     if (self && t->worker == self_w) {
-        rc = join_local(t, deadline);
+        rc = join_local(self, t, deadline);
         if (rc != 0)
             return rc;
         if (result)
@@ -452,16 +452,7 @@ int tr_task_cancelled(void) {
 uint64_t tr_task_id(const tr_task *t) { return t ? t->id : 0; }
 const char *tr_task_name(const tr_task *t) { return t ? t->name : ""; }
 
-int tr_wait_enter(void) {
-    tr_task *t = tr__current();
-    if (!t)
-        return 0;
-    if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
-        return TR_ECANCELED;
-    if (--t->budget <= 0)
-        return tr_yield();
-    return 0;
-}
+int tr_wait_enter(void) { return tr__wait_enter(tr__current()); }
 
 int tr_sleep_until(int64_t deadline) {
     int rc = tr_wait_enter();

@@ -178,20 +178,23 @@ static tr_task *runq_next(tr_worker *w) {
 
 /* The next task to run, or NULL to go through the scheduler (nothing
  * runnable, or time to look at the loop). */
-static tr_task *pick_next(tr_worker *w) {
-    /* Every TR_POLL_EVERY picks (a countdown: a decrement and a branch),
-     * take in what other threads sent, and go through the scheduler only
-     * if it is time to look at the loop: the round trip through its
-     * context is two more switches, mispredicted, and it reads the clock
-     * again.  The inject queue is read here, as the scheduler would. */
-    if (TR_UNLIKELY(--w->poll_in == 0)) {
-        w->poll_in = TR_POLL_EVERY;
-        drain_inject(w);
-        if (tr_now() - w->last_poll >= TR_POLL_NS)
-            return NULL;
-    }
+/* Every TR_POLL_EVERY picks: take in what other threads sent, and say
+ * whether it is time to go through the scheduler to look at the loop.  Only
+ * then: the round trip through its context is two more switches,
+ * mispredicted, and it reads the clock again. */
+static __attribute__((noinline)) bool poll_due(tr_worker *w) {
+    w->poll_in = TR_POLL_EVERY;
+    drain_inject(w);
+    return tr_now() - w->last_poll >= TR_POLL_NS;
+}
+
+/* Inline (it is on every switch); the countdown is a decrement and a
+ * branch. */
+static inline tr_task *pick_next(tr_worker *w) {
+    if (TR_UNLIKELY(--w->poll_in == 0) && poll_due(w))
+        return NULL;
     tr_task *t = runq_next(w);
-    if (!t) {
+    if (TR_UNLIKELY(!t)) {
         drain_inject(w);
         t = runq_next(w);
     }
