@@ -59,7 +59,7 @@ static tr_worker *pick_worker(tr_runtime *rt, int where) {
     return best;
 }
 
-/* A task struct, uninitialised: tr_spawn_ex() sets every field itself,
+/* A task struct, uninitialised: spawn_on() sets every field itself,
  * which costs a few stores where a memset of the whole struct (rep stos)
  * was the single most expensive step of a spawn.  The cache is a LIFO, so
  * the struct that comes back is the one freed last, still in cache. */
@@ -279,6 +279,11 @@ void tr__task_finish(tr_task *t) {
             t->body_ref_passed = true;
             tr__schedule(jw->task);
         }
+    } else if (atomic_load_explicit(&t->refs, memory_order_acquire) == 1) {
+        /* Our reference is the only one: the handle is gone (detached), so
+         * nobody is joining or can start to (joining takes the handle).
+         * The acquire pairs with the detach's release.  No lock, then. */
+        t->done = true;
     } else {
         tr_wait *woken = NULL;
         tr_spin_lock(&t->lock);
