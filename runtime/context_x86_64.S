@@ -36,14 +36,19 @@ tr__ctx_switch:
         .hidden tr__ctx_entry
         .type   tr__ctx_entry, @function
         .p2align 4
-/* First instruction a new context runs: rsp is 16-byte aligned here, so the
- * call leaves fn's frame aligned as the ABI wants.  fn never returns. */
+/* First instruction a new context runs: rsp is 16-byte aligned here.  fn
+ * never returns, so it is jumped to rather than called, with a null return
+ * address pushed in place of a call's (the ABI's alignment at entry, and
+ * the end of the stack for unwinders).  A call would leave an entry on the
+ * CPU's return-stack predictor that no return ever consumes, and every
+ * return after the task's last switch would then be mispredicted, in the
+ * task switched to, until that stack realigned. */
 tr__ctx_entry:
         .cfi_startproc
         .cfi_undefined rip
         movq    %r13, %rdi
-        callq   *%r12
-        ud2
+        pushq   $0
+        jmpq    *%r12
         .cfi_endproc
         .size   tr__ctx_entry, .-tr__ctx_entry
 #endif

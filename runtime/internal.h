@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "context.h"
@@ -33,11 +34,25 @@
 #endif
 #endif
 
+/* Branch hints for the hot paths (switch, spawn, join): they lay the
+ * common case out straight, without taken jumps. */
+#define TR_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TR_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
 #define TR_BUDGET 128          /* ready waits before a forced yield, as Tokio */
 #define TR_POLL_EVERY 61       /* task switches between two visits to the scheduler */
 #define TR_POLL_NS 50000       /* a busy worker looks at its loop this often, at most */
 #define TR_TASK_CACHE_MAX 1024 /* free task structs a worker keeps */
 #define TR_LIFO_MAX 3          /* LIFO-slot picks in a row, as Tokio */
+/* A task's first frame starts its stack's colour, a multiple of
+ * TR_STACK_COLOR_STEP below TR_STACK_COLORS * TR_STACK_COLOR_STEP, below the
+ * top of the stack.  Stacks are page-aligned, so without this every task's
+ * hot frames share their low 12 address bits: a switch's pops then alias
+ * the pushes just made on the other stack (the CPU's 4K-aliasing stall),
+ * and many tasks crowd the same L1 sets.  Stacks are mapped that much
+ * larger, so a task still gets the size it asked for. */
+#define TR_STACK_COLORS 16
+#define TR_STACK_COLOR_STEP 64
 
 typedef struct tr_worker tr_worker;
 
@@ -66,6 +81,7 @@ typedef struct tr_stack {
     char *lo;      /* lowest usable byte */
     size_t size;   /* usable bytes, lo .. lo + size */
     unsigned vg_id; /* valgrind's id for the stack (0 when not built with it) */
+    unsigned color; /* bytes left unused at the top: see TR_STACK_COLORS */
     struct tr_stack *next_free; /* only while pooled (kept in the mapping) */
 } tr_stack;
 
@@ -75,6 +91,48 @@ typedef struct tr_stack_pool {
 } tr_stack_pool;
 
 int tr__stack_get(tr_stack_pool *pool, size_t size, tr_stack *out);
+/* Bytes at the top of a stack that going back to a pool never trims. */
+#define TR_STACK_TRIM_KEEP (32u * 1024u)
+/* Whether the task of st went deeper than its top TR_STACK_TRIM_KEEP bytes:
+ * two words just below that mark are not both zero (stack.c tells why this
+ * is enough).  st must be larger than TR_STACK_TRIM_KEEP + 4096. */
+static inline bool tr__stack_went_deep(const tr_stack *st) {
+    const volatile uintptr_t *probe =
+        (const volatile uintptr_t *)(st->lo + st->size - TR_STACK_TRIM_KEEP);
+    return probe[-1] != 0 || probe[-256] != 0;
+}
+/* Puts st first in pool, its record kept in the stack's own top bytes: no
+ * allocation. */
+static inline void tr__stack_pool_link(tr_stack_pool *pool, const tr_stack *st) {
+    tr_stack *rec = (tr_stack *)(st->lo + st->size - sizeof(tr_stack));
+    *rec = *st;
+    rec->next_free = pool->free;
+    pool->free = rec;
+    pool->count++;
+}
+/* tr__stack_put()'s common case, inline: the pool has room and the stack
+ * needs no trimming.  False: call tr__stack_put(). */
+static inline bool tr__stack_pool_give(tr_stack_pool *pool, const tr_stack *st) {
+    if (pool->count >= pool->max ||
+        (st->size > TR_STACK_TRIM_KEEP + 4096 && tr__stack_went_deep(st)))
+        return false;
+    tr__stack_pool_link(pool, st);
+    return true;
+}
+/* size rounded up to whole pages, as the pools keep it. */
+size_t tr__stack_round(size_t size);
+/* tr__stack_get()'s common case, inline: the pool's first stack, if it has
+ * exactly the (rounded) size wanted.  False: call tr__stack_get(). */
+static inline bool tr__stack_pool_take(tr_stack_pool *pool, size_t size, tr_stack *out) {
+    tr_stack *st = pool->free;
+    if (!st || st->size != size)
+        return false;
+    pool->free = st->next_free;
+    pool->count--;
+    *out = *st; /* the record lives inside the stack it describes */
+    out->next_free = NULL;
+    return true;
+}
 void tr__stack_put(tr_stack_pool *pool, tr_stack *st);
 void tr__stack_pool_drain(tr_stack_pool *pool);
 size_t tr__page_size(void);
@@ -113,6 +171,14 @@ struct tr_task {
     tr_spin lock;               /* guards done and joiners */
     bool done;
     tr_waitq joiners;
+    /* A plain tr_task_join() from a task of this same worker parks here
+     * instead of in joiners, without the lock: see tr_task_join_until().
+     * Only this worker's thread reads or writes it. */
+    tr_wait *local_joiner;
+    /* Set when tr__task_finish() woke a local joiner: the body's reference
+     * then goes to that joiner, which drops both at once, rather than to
+     * reap().  Worker thread only. */
+    bool body_ref_passed;
     uint64_t id;
     char name[32];
 };
@@ -133,7 +199,7 @@ struct tr_worker {
     tr_task *lifo;              /* runs next: the task last woken by a task */
     int lifo_streak;
     tr_task *zombie;            /* returned; its stack goes back after the switch */
-    unsigned ticks;
+    int poll_in;                /* picks left before one goes through the scheduler */
     int64_t last_poll;          /* when a busy worker last looked at its loop */
     /* Tasks spawned here and not yet returned: those adopted by this thread
      * (written only by it, so no read-modify-write) plus those spawned from
@@ -151,6 +217,7 @@ struct tr_runtime {
     int nworkers;
     tr_worker *workers;
     size_t stack_size;
+    size_t stack_rounded;       /* a default stack as mapped: with colour room, in pages */
     int blocking_max;
     atomic_bool stopping;       /* shutdown started: cancel everything */
     atomic_bool exiting;        /* every task is gone: workers leave */
@@ -176,6 +243,27 @@ static inline tr_task *tr__current(void) {
 
 /* Suspends the current task until something schedules it again. */
 void tr__suspend(void);
+/* tr_wait_enter() for a caller that knows its task (NULL: a plain thread). */
+static inline int tr__wait_enter(tr_task *self) {
+    if (!self)
+        return 0;
+    if (atomic_load_explicit(&self->cancelled, memory_order_relaxed))
+        return TR_ECANCELED;
+    if (--self->budget <= 0)
+        return tr_yield();
+    return 0;
+}
+/* tr_waiter_init() for the task self. */
+static inline void tr__waiter_init_task(tr_waiter *w, tr_task *self) {
+    w->task = self;
+    atomic_init(&w->state, TR_WAITER_WAITING);
+    atomic_init(&w->woken, 0);
+    w->winner = NULL;
+    w->timer = NULL;
+    atomic_init(&w->wake_fd, -1);
+}
+/* tr_waiter_park() for a waiter of the task t, with no lock to release. */
+int tr__park_task(tr_waiter *w, tr_task *t, int64_t deadline);
 
 /* select on a plain thread with fd clauses (wait.c): sleeps in ppoll() on
  * pfds[0..n) and the thread's wake-up eventfd (pfds has room for n + 1);
@@ -191,10 +279,9 @@ extern const struct tr_clause_ops tr__fd_clause_ops;
 void tr__schedule(tr_task *t);
 /* Puts a new task first in the run queue (its worker's thread only). */
 void tr__schedule_front(tr_task *t);
-/* Leaves the returned task self for good (never returns). */
-void tr__switch_exit(tr_task *self) __attribute__((noreturn));
-/* What a new context calls first: runs the task's body. */
-void tr__task_entry(void *arg);
+/* What a new context runs first: the task's body, then its end (never
+ * returns). */
+void tr__task_entry(void *arg) __attribute__((noreturn));
 /* Runs the worker's scheduler loop on this thread until the runtime exits. */
 void *tr__worker_main(void *arg);
 int tr__worker_init(tr_runtime *rt, tr_worker *w, int id);
@@ -205,8 +292,9 @@ void tr__worker_adopt(tr_worker *w, tr_task *t);
 void tr__task_poke(tr_task *t);
 /* Drops one reference; frees t at zero. */
 void tr__task_release(tr_task *t);
-/* A task's body returned: wake joiners, go away (never returns). */
-void tr__task_exit(tr_task *t) __attribute__((noreturn));
+/* A task's body returned: marks it done, wakes its joiners and counts it
+ * out; the caller then leaves it for good. */
+void tr__task_finish(tr_task *t);
 /* A task of w returned (or a spawn was undone): counts it out and wakes
  * a shutdown waiting for the last one. */
 void tr__runtime_task_gone(tr_worker *w, bool adopted);

@@ -8,6 +8,7 @@
  */
 #include "internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,6 +64,11 @@ int tr_runtime_new(tr_runtime **out, const tr_runtime_opts *opts) {
         return TR_ENOMEM;
     rt->nworkers = o.workers;
     rt->stack_size = o.stack_size ? o.stack_size : TR_STACK_DEFAULT;
+    /* 0 for an impossible size: then every spawn takes tr_spawn_ex()'s way,
+     * which says TR_ENOMEM. */
+    if (rt->stack_size <= SIZE_MAX / 2)
+        rt->stack_rounded =
+            tr__stack_round(rt->stack_size + TR_STACK_COLORS * TR_STACK_COLOR_STEP);
     rt->blocking_max = o.blocking_max ? o.blocking_max : 64;
     rt->pool.max = 256;
     pthread_mutex_init(&rt->pool_mu, NULL);

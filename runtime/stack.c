@@ -1,19 +1,24 @@
 /* stack.c — task stacks: mapped, guarded, pooled, trimmed.
  *
- * Every stack is its own mmap with a PROT_NONE guard page below it, so a
- * task that runs off the end faults instead of scribbling over its
- * neighbour; the SIGSEGV handler below recognises a fault in a guard page
- * and names the task before aborting.  Mapping and unmapping cost a few
- * microseconds, so stacks that tasks give back are kept in a pool (one per
- * worker, no lock; one shared behind a mutex for spawns from elsewhere).
+ * Every stack is its own mmap with a PROT_NONE guard below it, so a task
+ * that runs off the end faults instead of scribbling over its neighbour;
+ * the SIGSEGV handler below recognises a fault in a guard and names the
+ * task before aborting.  The guard is GUARD_MIN bytes (at least a page): a
+ * frame larger than the guard could step over it without touching it, and
+ * 4 KiB frames are common enough (a buffer on the stack); the guard costs
+ * address space only.  Mapping and unmapping cost a few microseconds, so
+ * stacks that tasks give back are kept in a pool (one per worker, no lock;
+ * one shared behind a mutex for spawns from elsewhere).  The common cases
+ * of taking and giving back are inline, in internal.h.
  *
  * Only touched pages cost memory, so a pooled stack costs what its last task
- * touched.  When a task went deep, the pages below the top TRIM_KEEP bytes
- * are handed back to the kernel with MADV_DONTNEED as the stack returns to
- * the pool.  "Went deep" is tested by reading two words just below that
- * mark: an untouched page reads as zeros without becoming resident.  A deep
- * task that happened to leave zeros at both words keeps its pages until the
- * stack is unmapped; that is the price of a check that costs two loads.
+ * touched.  When a task went deep, the pages below the top
+ * TR_STACK_TRIM_KEEP bytes are handed back to the kernel with MADV_DONTNEED
+ * as the stack returns to the pool.  "Went deep" is tested by reading two
+ * words just below that mark: an untouched page reads as zeros without
+ * becoming resident.  A deep task that happened to leave zeros at both
+ * words keeps its pages until the stack is unmapped; that is the price of a
+ * check that costs two loads.
  */
 #include "internal.h"
 
@@ -41,7 +46,7 @@
 #endif
 
 
-#define TRIM_KEEP (32u * 1024u) /* bytes at the top of a stack never trimmed */
+#define GUARD_MIN (16u * 1024u) /* inaccessible bytes below a stack, at least */
 
 static size_t page_size_cached;
 
@@ -55,21 +60,31 @@ size_t tr__page_size(void) {
 
 static size_t round_up(size_t v, size_t page) { return (v + page - 1) & ~(page - 1); }
 
+size_t tr__stack_round(size_t size) { return round_up(size, tr__page_size()); }
+
+static size_t guard_size(void) { return round_up(GUARD_MIN, tr__page_size()); }
+
+/* Stacks take colours in turn as they are mapped, and keep theirs: see
+ * TR_STACK_COLORS. */
+static atomic_uint next_color;
+
 static int stack_map(size_t size, tr_stack *out) {
-    size_t page = tr__page_size();
+    size_t page = tr__page_size(), guard = guard_size();
     size = round_up(size, page);
-    if (size > SIZE_MAX - page)
+    if (size > SIZE_MAX - guard)
         return TR_ENOMEM;
-    char *map = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
+    char *map = mmap(NULL, size + guard, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED)
         return TR_ENOMEM;
-    if (mprotect(map, page, PROT_NONE) != 0) { /* the kernel's map count is out */
-        munmap(map, size + page);
+    if (mprotect(map, guard, PROT_NONE) != 0) { /* the kernel's map count is out */
+        munmap(map, size + guard);
         return TR_ENOMEM;
     }
     out->map = map;
-    out->lo = map + page;
+    out->lo = map + guard;
+    out->color = (atomic_fetch_add_explicit(&next_color, 1, memory_order_relaxed) %
+                  TR_STACK_COLORS) * TR_STACK_COLOR_STEP;
     out->size = size;
     out->next_free = NULL;
     out->vg_id = TR_VG_REGISTER(out->lo, out->lo + size);
@@ -78,7 +93,7 @@ static int stack_map(size_t size, tr_stack *out) {
 
 static void stack_unmap(tr_stack *st) {
     TR_VG_DEREGISTER(st->vg_id);
-    munmap(st->map, st->size + tr__page_size());
+    munmap(st->map, st->size + guard_size());
 }
 
 int tr__stack_get(tr_stack_pool *pool, size_t size, tr_stack *out) {
@@ -101,13 +116,9 @@ int tr__stack_get(tr_stack_pool *pool, size_t size, tr_stack *out) {
 }
 
 static void stack_trim(tr_stack *st) {
-    if (st->size <= TRIM_KEEP + tr__page_size())
+    if (st->size <= TR_STACK_TRIM_KEEP + tr__page_size() || !tr__stack_went_deep(st))
         return;
-    char *mark = st->lo + st->size - TRIM_KEEP;
-    volatile uintptr_t *probe = (volatile uintptr_t *)mark;
-    if (probe[-1] == 0 && probe[-256] == 0)
-        return;
-    madvise(st->lo, (size_t)(mark - st->lo), MADV_DONTNEED);
+    madvise(st->lo, st->size - TR_STACK_TRIM_KEEP, MADV_DONTNEED);
 }
 
 void tr__stack_put(tr_stack_pool *pool, tr_stack *st) {
@@ -116,12 +127,7 @@ void tr__stack_put(tr_stack_pool *pool, tr_stack *st) {
         return;
     }
     stack_trim(st);
-    /* Keep the pool record in the stack's own top bytes: no allocation. */
-    tr_stack *rec = (tr_stack *)(st->lo + st->size - sizeof(tr_stack));
-    *rec = *st;
-    rec->next_free = pool->free;
-    pool->free = rec;
-    pool->count++;
+    tr__stack_pool_link(pool, st);
 }
 
 void tr__stack_pool_drain(tr_stack_pool *pool) {

@@ -59,6 +59,10 @@ static tr_worker *pick_worker(tr_runtime *rt, int where) {
     return best;
 }
 
+/* A task struct, uninitialised: spawn_on() sets every field itself,
+ * which costs a few stores where a memset of the whole struct (rep stos)
+ * was the single most expensive step of a spawn.  The cache is a LIFO, so
+ * the struct that comes back is the one freed last, still in cache. */
 static tr_task *task_alloc(tr_worker *w) {
     tr_task *t;
     if (tr__tls_worker == w && w->task_cache) {
@@ -67,10 +71,7 @@ static tr_task *task_alloc(tr_worker *w) {
         w->task_cache_n--;
     } else {
         t = malloc(sizeof *t);
-        if (!t)
-            return NULL;
     }
-    memset(t, 0, sizeof *t);
     return t;
 }
 
@@ -93,8 +94,15 @@ void tr__task_free_local(tr_task *t) {
     }
 }
 
-void tr__task_release(tr_task *t) {
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+/* Drops n references. */
+static void release_n(tr_task *t, int n) {
+    /* A count of n is ours alone: nobody else holds a reference that could
+     * add one (adding takes one, as tr_task_cancel() does with the handle),
+     * so the struct can go without the read-modify-write.  The acquire pairs
+     * with the release of every earlier drop.  A join on the task's own
+     * worker always finds the count at n here. */
+    if (atomic_load_explicit(&t->refs, memory_order_acquire) != n &&
+        atomic_fetch_sub_explicit(&t->refs, n, memory_order_acq_rel) != n)
         return;
     if (tr__tls_worker == t->worker) {
         tr__task_free_local(t);
@@ -105,6 +113,8 @@ void tr__task_release(tr_task *t) {
         tr__inject(t->worker, &t->wake_node);
     }
 }
+
+void tr__task_release(tr_task *t) { release_n(t, 1); }
 
 void tr__worker_adopt(tr_worker *w, tr_task *t) {
     t->wake_node.kind = TR_INJ_WAKE; /* from now on the node carries wakes */
@@ -125,25 +135,13 @@ void tr__worker_adopt_remote(tr_worker *w, tr_task *t) {
     tr__worker_adopt(w, t);
 }
 
-int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_task_fn fn,
-                void *arg) {
-    if (out)
-        *out = NULL;
-    if (!fn)
-        return TR_EINVAL;
-    if (!rt)
-        rt = tr_runtime_current();
-    if (!rt)
-        return TR_EINVAL;
-    int where = opts ? opts->worker : TR_WORKER_DEFAULT;
-    if (where > rt->nworkers || where < TR_WORKER_BALANCED)
-        return TR_EINVAL;
-    size_t stack_size = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
-    if (stack_size < TR_STACK_MIN)
-        return TR_EINVAL;
-
-    tr_worker *w = pick_worker(rt, where);
-    bool local = tr__tls_worker == w;
+/* What every spawn does once it knows where: count the task in, take a
+ * struct and a stack, fill in the struct, queue it.  stack_size is rounded
+ * and includes the colour room.  Inlined into both callers, so that
+ * tr_spawn()'s fast path folds its constants. */
+static inline __attribute__((always_inline)) int
+spawn_on(tr_runtime *rt, tr_worker *w, bool local, size_t stack_size, const char *name,
+         tr_task **out, tr_task_fn fn, void *arg) {
     /* A local spawner is itself a live task of w, so w's count cannot reach
      * zero under a shutdown's eyes before this one is counted; and if the
      * stopping flag is missed here, cancel_all() will still find the task
@@ -161,9 +159,10 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
         tr__runtime_task_gone(w, local);
         return TR_ENOMEM;
     }
-    int rc;
+    int rc = 0;
     if (local) {
-        rc = tr__stack_get(&w->pool, stack_size, &t->stack);
+        if (!tr__stack_pool_take(&w->pool, stack_size, &t->stack))
+            rc = tr__stack_get(&w->pool, stack_size, &t->stack);
     } else {
         pthread_mutex_lock(&rt->pool_mu);
         rc = tr__stack_get(&rt->pool, stack_size, &t->stack);
@@ -174,6 +173,11 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
         tr__runtime_task_gone(w, local);
         return rc;
     }
+    /* Every field but stack (just filled) and ctx (tr__ctx_make below):
+     * task_alloc() does not clear the struct. */
+    t->san.bottom = NULL;
+    t->san.size = 0;
+    t->san.fiber = NULL;
 #if TR_ASAN
     ASAN_UNPOISON_MEMORY_REGION(t->stack.lo, t->stack.size); /* a reused stack */
     t->san.bottom = t->stack.lo;
@@ -183,20 +187,31 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
     t->san.fiber = __tsan_create_fiber(0);
 #endif
     t->worker = w;
+    t->next = NULL;
+    t->all_prev = t->all_next = NULL;
     t->fn = fn;
     t->arg = arg;
+    t->result = NULL;
+    t->waiter = NULL;
     t->budget = TR_BUDGET;
     t->id = new_id();
-    if (opts && opts->name)
-        snprintf(t->name, sizeof t->name, "%s", opts->name);
+    if (name)
+        snprintf(t->name, sizeof t->name, "%s", name);
+    else
+        t->name[0] = '\0';
+    t->wake_node.next = NULL;
     t->wake_node.kind = TR_INJ_WAKE;
+    t->poke_node.next = NULL;
     t->poke_node.kind = TR_INJ_POKE;
     tr_spin_init(&t->lock);
+    t->done = false;
     tr_waitq_init(&t->joiners);
+    t->local_joiner = NULL;
+    t->body_ref_passed = false;
     atomic_init(&t->refs, out ? 2 : 1);
     atomic_init(&t->cancelled, false);
     atomic_init(&t->poke_queued, 0);
-    tr__ctx_make(&t->ctx, t->stack.lo, t->stack.size, tr__task_entry, t);
+    tr__ctx_make(&t->ctx, t->stack.lo, t->stack.size - t->stack.color, tr__task_entry, t);
     if (out)
         *out = t;
     if (local) {
@@ -208,37 +223,124 @@ int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_tas
     return 0;
 }
 
-int tr_spawn(tr_task **out, tr_task_fn fn, void *arg) {
-    return tr_spawn_ex(NULL, NULL, out, fn, arg);
+int tr_spawn_ex(tr_runtime *rt, const tr_spawn_opts *opts, tr_task **out, tr_task_fn fn,
+                void *arg) {
+    if (out)
+        *out = NULL;
+    if (!fn)
+        return TR_EINVAL;
+    if (!rt)
+        rt = tr_runtime_current();
+    if (!rt)
+        return TR_EINVAL;
+    int where = opts ? opts->worker : TR_WORKER_DEFAULT;
+    if (where > rt->nworkers || where < TR_WORKER_BALANCED)
+        return TR_EINVAL;
+    size_t stack_size = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
+    if (stack_size < TR_STACK_MIN)
+        return TR_EINVAL;
+    if (stack_size > SIZE_MAX / 2)
+        return TR_ENOMEM; /* what the mapping would say, without the overflow below */
+    stack_size = tr__stack_round(stack_size + TR_STACK_COLORS * TR_STACK_COLOR_STEP);
+    tr_worker *w = pick_worker(rt, where);
+    return spawn_on(rt, w, tr__tls_worker == w, stack_size, opts ? opts->name : NULL, out, fn,
+                    arg);
 }
 
 static _Atomic(tr_task_exit_hook) exit_hook;
 
 void tr__set_task_exit_hook(tr_task_exit_hook fn) { atomic_store(&exit_hook, fn); }
 
-void tr__task_exit(tr_task *t) {
+/* The common case, a task spawning on its own worker with the defaults,
+ * skips tr_spawn_ex()'s checks and choices: they all have one answer. */
+int tr_spawn(tr_task **out, tr_task_fn fn, void *arg) {
+    tr_worker *w = tr__tls_worker;
+    if (!w || !w->current || !fn || !w->rt->stack_rounded)
+        return tr_spawn_ex(NULL, NULL, out, fn, arg);
+    if (out)
+        *out = NULL;
+    return spawn_on(w->rt, w, true, w->rt->stack_rounded, NULL, out, fn, arg);
+}
+
+void tr__task_finish(tr_task *t) {
     tr_task_exit_hook hook = atomic_load_explicit(&exit_hook, memory_order_relaxed);
     if (hook)
         hook(t);
     tr_worker *w = t->worker;
-    tr_wait *woken = NULL;
-    tr_spin_lock(&t->lock);
-    t->done = true;
-    tr_waitq_claim_all(&t->joiners, 0, &woken);
-    tr_spin_unlock(&t->lock);
-    tr_wait_wake_all(woken);
+    tr_wait *lj = t->local_joiner;
+    if (lj) {
+        /* A task of this worker is in a plain join (see join_local()); a
+         * handle has one joiner at a time, so there is nobody in joiners
+         * and nobody else to take the lock against.  Its waiter has this
+         * one entry and only this thread settles it (its deadline timer
+         * and cancellation pokes run here too), so a load and a store do
+         * what the claim's compare-and-swap does elsewhere. */
+        tr_waiter *jw = lj->waiter;
+        t->local_joiner = NULL;
+        t->done = true;
+        if (atomic_load_explicit(&jw->state, memory_order_relaxed) == TR_WAITER_WAITING) {
+            atomic_store_explicit(&jw->state, TR_WAITER_CLAIMED, memory_order_relaxed);
+            jw->winner = lj;
+            /* The joiner drops our reference with its own: it runs after
+             * reap(), which then leaves the count alone. */
+            t->body_ref_passed = true;
+            tr__schedule(jw->task);
+        }
+    } else if (atomic_load_explicit(&t->refs, memory_order_acquire) == 1) {
+        /* Our reference is the only one: the handle is gone (detached), so
+         * nobody is joining or can start to (joining takes the handle).
+         * The acquire pairs with the detach's release.  No lock, then. */
+        t->done = true;
+    } else {
+        tr_wait *woken = NULL;
+        tr_spin_lock(&t->lock);
+        t->done = true;
+        tr_waitq_claim_all(&t->joiners, 0, &woken);
+        tr_spin_unlock(&t->lock);
+        tr_wait_wake_all(woken);
+    }
     tr__runtime_task_gone(w, true);
-    tr__switch_exit(t);
+}
+
+/* The joiner is a task of t's own worker.  Then t can only end on this
+ * thread, and never while we run, so done is read without the lock, and we
+ * wait in t->local_joiner, which tr__task_finish() (on this thread) settles
+ * with plain stores.  This saves the three read-modify-writes of the
+ * locked path (our lock, the exit's lock, its claim) on the common
+ * spawn-then-join of a child. */
+static int join_local(tr_task *self, tr_task *t, int64_t deadline) {
+    if (t->done)
+        return 0;
+    tr_waiter w;
+    tr_wait e;
+    tr__waiter_init_task(&w, self);
+    tr_wait_init(&e, &w, NULL);
+    t->local_joiner = &e;
+    int rc = tr__park_task(&w, self, deadline);
+    if (rc != 0)
+        t->local_joiner = NULL; /* timed out or cancelled: t still runs */
+    return rc;
 }
 
 int tr_task_join_until(tr_task *t, void **result, int64_t deadline) {
     if (!t)
         return TR_EINVAL;
-    if (t == tr__current())
+    tr_worker *self_w = tr__tls_worker;
+    tr_task *self = self_w ? self_w->current : NULL;
+    if (t == self)
         return TR_EDEADLK;
-    int rc = tr_wait_enter();
+    int rc = tr__wait_enter(self);
     if (rc)
         return rc;
+    if (self && t->worker == self_w) {
+        rc = join_local(self, t, deadline);
+        if (rc != 0)
+            return rc;
+        if (result)
+            *result = t->result;
+        release_n(t, t->body_ref_passed ? 2 : 1);
+        return 0;
+    }
     tr_spin_lock(&t->lock);
     if (!t->done) {
         tr_waiter w;
@@ -362,30 +464,7 @@ int tr_task_cancelled(void) {
 uint64_t tr_task_id(const tr_task *t) { return t ? t->id : 0; }
 const char *tr_task_name(const tr_task *t) { return t ? t->name : ""; }
 
-int tr_yield(void) {
-    tr_task *self = tr__current();
-    if (!self) {
-        sched_yield();
-        return 0;
-    }
-    if (atomic_load_explicit(&self->cancelled, memory_order_relaxed))
-        return TR_ECANCELED;
-    self->budget = TR_BUDGET;
-    tr__schedule(self);
-    tr__suspend();
-    return 0;
-}
-
-int tr_wait_enter(void) {
-    tr_task *t = tr__current();
-    if (!t)
-        return 0;
-    if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
-        return TR_ECANCELED;
-    if (--t->budget <= 0)
-        return tr_yield();
-    return 0;
-}
+int tr_wait_enter(void) { return tr__wait_enter(tr__current()); }
 
 int tr_sleep_until(int64_t deadline) {
     int rc = tr_wait_enter();

@@ -39,14 +39,7 @@ void tr_spin_lock_slow(tr_spin *s) {
     }
 }
 
-void tr_waiter_init(tr_waiter *w) {
-    w->task = tr__current();
-    atomic_init(&w->state, TR_WAITER_WAITING);
-    atomic_init(&w->woken, 0);
-    w->winner = NULL;
-    w->timer = NULL;
-    atomic_init(&w->wake_fd, -1);
-}
+void tr_waiter_init(tr_waiter *w) { tr__waiter_init_task(w, tr__current()); }
 
 static void futex_wait(atomic_int *word, int expect, const struct timespec *rel) {
     syscall(SYS_futex, (int *)word, FUTEX_WAIT_PRIVATE, expect, rel, NULL, 0);
@@ -114,7 +107,7 @@ static void on_deadline(struct ev_loop *loop, ev_timer *ev, int revents) {
         tr__schedule(dt->w->task);
 }
 
-static int park_task(tr_waiter *w, tr_task *t, int64_t deadline) {
+int tr__park_task(tr_waiter *w, tr_task *t, int64_t deadline) {
     t->budget = TR_BUDGET;
     if (atomic_load_explicit(&t->cancelled, memory_order_acquire) &&
         settle(w, TR_WAITER_CANCELED))
@@ -180,7 +173,7 @@ int tr_waiter_park(tr_waiter *w, tr_spin *lock, int64_t deadline) {
     if (lock)
         tr_spin_unlock(lock);
     if (w->task)
-        return park_task(w, w->task, deadline);
+        return tr__park_task(w, w->task, deadline);
     return park_thread(w, deadline);
 }
 

@@ -11,8 +11,9 @@
  * than through the scheduler context, which halves the switches on the hot
  * path.  The scheduler context (the thread's own stack) runs only when the
  * run queue is empty, where it sleeps in ev_run until a timer, an fd, a
- * signal or an inject wakes it, and every TR_POLL_EVERY switches, so that
- * timers and fds are looked at even while tasks keep each other busy.
+ * signal or an inject wakes it, and, while tasks keep each other busy, once
+ * TR_POLL_NS have passed (looked at every TR_POLL_EVERY switches), so that
+ * timers and fds are looked at all the same.
  *
  * Spawned tasks go to the front of the queue and wakes to the back: a
  * parent that spawns children and then joins them runs its tree depth
@@ -20,6 +21,7 @@
  */
 #include "internal.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,18 +136,26 @@ static inline void switch_ctx(tr_ctx *from, tr_ctx *to, const tr_san *to_san, bo
 
 /* Gives the stack of the task that just returned back to the pool; it could
  * not do so itself while running on it. */
-static void reap(tr_worker *w) {
-    tr_task *t = w->zombie;
-    if (!t)
-        return;
+static __attribute__((noinline)) void reap_zombie(tr_worker *w, tr_task *t) {
     w->zombie = NULL;
-    tr__stack_put(&w->pool, &t->stack);
+    if (!tr__stack_pool_give(&w->pool, &t->stack))
+        tr__stack_put(&w->pool, &t->stack);
     t->stack.map = NULL;
 #if TR_TSAN
     __tsan_destroy_fiber(t->san.fiber);
     t->san.fiber = NULL;
 #endif
-    tr__task_release(t);
+    if (!t->body_ref_passed)
+        tr__task_release(t);
+}
+
+/* After every switch: the test inline, the work (after a task's end only)
+ * out of line, so that a yield's fast path stays a leaf but for the
+ * switch. */
+static inline void reap(tr_worker *w) {
+    tr_task *t = w->zombie;
+    if (TR_UNLIKELY(t != NULL))
+        reap_zombie(w, t);
 }
 
 /* The LIFO slot first, unless it has been taken TR_LIFO_MAX times in a row
@@ -168,11 +178,23 @@ static tr_task *runq_next(tr_worker *w) {
 
 /* The next task to run, or NULL to go through the scheduler (nothing
  * runnable, or time to look at the loop). */
-static tr_task *pick_next(tr_worker *w) {
-    if (++w->ticks % TR_POLL_EVERY == 0)
+/* Every TR_POLL_EVERY picks: take in what other threads sent, and say
+ * whether it is time to go through the scheduler to look at the loop.  Only
+ * then: the round trip through its context is two more switches,
+ * mispredicted, and it reads the clock again. */
+static __attribute__((noinline)) bool poll_due(tr_worker *w) {
+    w->poll_in = TR_POLL_EVERY;
+    drain_inject(w);
+    return tr_now() - w->last_poll >= TR_POLL_NS;
+}
+
+/* Inline (it is on every switch); the countdown is a decrement and a
+ * branch. */
+static inline tr_task *pick_next(tr_worker *w) {
+    if (TR_UNLIKELY(--w->poll_in == 0) && poll_due(w))
         return NULL;
     tr_task *t = runq_next(w);
-    if (!t) {
+    if (TR_UNLIKELY(!t)) {
         drain_inject(w);
         t = runq_next(w);
     }
@@ -200,12 +222,6 @@ void tr__suspend(void) {
     switch_away(w, self, next, false);
 }
 
-void tr__switch_exit(tr_task *self) {
-    tr_worker *w = tr__tls_worker;
-    w->zombie = self;
-    switch_away(w, self, pick_next(w), true);
-    abort(); /* a returned task is never resumed */
-}
 
 void tr__schedule(tr_task *t) {
     tr_worker *w = t->worker;
@@ -227,7 +243,49 @@ void tr__schedule_front(tr_task *t) {
     runq_push_front(t->worker, t);
 }
 
-/* The first thing a new task runs. */
+/* Here rather than in task.c for the run queue's inline helpers.  The
+ * common case (another task is queued, the LIFO slot is empty and it is not
+ * the scheduler's turn) is open-coded: swap the first task of the queue
+ * for ourselves at its back, and switch.  That is what tr__schedule() and
+ * tr__suspend() would do, without their calls and tests; two tasks that
+ * yield to each other spend their time nowhere else. */
+int tr_yield(void) {
+    tr_worker *w = tr__tls_worker;
+    tr_task *self = w ? w->current : NULL;
+    if (TR_UNLIKELY(!self)) {
+        sched_yield();
+        return 0;
+    }
+    if (TR_UNLIKELY(atomic_load_explicit(&self->cancelled, memory_order_relaxed)))
+        return TR_ECANCELED;
+    self->budget = TR_BUDGET;
+    tr_task *next = w->runq_head;
+    if (TR_LIKELY(next && !w->lifo && w->poll_in > 1)) {
+        w->poll_in--;
+        w->lifo_streak = 0;
+        w->runq_head = next->next;
+        self->next = NULL;
+        if (w->runq_head)
+            w->runq_tail->next = self;
+        else
+            w->runq_head = self;
+        w->runq_tail = self;
+        w->current = next;
+        switch_ctx(&self->ctx, &next->ctx, &next->san, false);
+        reap(w);
+        return 0;
+    }
+    tr__schedule(self);
+    tr__suspend();
+    return 0;
+}
+
+/* The first thing a new task runs (jumped to, not called: see
+ * tr__ctx_entry).  Its last switch is made here, not in a function it
+ * calls: the return-stack predictor then holds, above the entries of the
+ * task switched to, only this call's, so that the one return mispredicted
+ * is the switch's own, and the returns that follow in the task switched to
+ * (out of its park, its join...) are predicted again. */
 void tr__task_entry(void *arg) {
     tr_task *t = arg;
 #if TR_ASAN
@@ -235,7 +293,11 @@ void tr__task_entry(void *arg) {
 #endif
     reap(t->worker);
     t->result = t->fn(t->arg);
-    tr__task_exit(t);
+    tr__task_finish(t);
+    tr_worker *w = t->worker;
+    w->zombie = t;
+    switch_away(w, t, pick_next(w), true);
+    abort(); /* a returned task is never resumed */
 }
 
 /* ---- the worker thread --------------------------------------------------------- */
@@ -261,6 +323,7 @@ int tr__worker_init(tr_runtime *rt, tr_worker *w, int id) {
      * sleeps until something happens instead of returning at once. */
     ev_async_start(w->loop, &w->async);
     w->pool.max = 128;
+    w->poll_in = TR_POLL_EVERY;
     return 0;
 }
 
@@ -291,9 +354,8 @@ void *tr__worker_main(void *arg) {
             switch_ctx(&w->sched_ctx, &t->ctx, &t->san, false);
             reap(w);
             /* Busy: look at timers, fds and signals without sleeping, but
-             * at most every TR_POLL_NS: the look is a syscall, and tasks
-             * that keep each other busy would otherwise pay for it every
-             * TR_POLL_EVERY switches. */
+             * at most every TR_POLL_NS: the look is a syscall.  pick_next()
+             * comes back here when that time has come. */
             if (w->runq_head || w->lifo) {
                 int64_t now = tr_now();
                 if (now - w->last_poll >= TR_POLL_NS) {
