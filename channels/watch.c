@@ -30,69 +30,11 @@
  */
 #include "config.h"
 
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tr_watch.h"
+#include "watch_internal.h"
 
-enum { W_WRITING = 1, W_WAITERS = 2, W_CLOSED = 4, W_GEN = 8 };
-
-#define INL_WORDS 6
-#define MAX_WORDS (TR_WATCH_INLINE / 8)
-#define RW_STACK 256 /* old values up to this size are destroyed from the stack */
-
-typedef struct chan {
-    /* the hot line: written by every send, read by every reader */
-    _Alignas(64) _Atomic uint64_t word;
-    _Atomic uint64_t vers;
-    _Atomic uint64_t inl[INL_WORDS];
-    /* reader count (reader-count mode only) */
-    _Alignas(64) atomic_long readers;
-    /* read-mostly */
-    _Alignas(64) atomic_long rx_count;
-    atomic_long tx_count;
-    atomic_long refs; /* handles of either kind */
-    size_t size, nwords;
-    bool seq;
-    _Atomic uint64_t *words; /* seqlock mode: the value */
-    unsigned char *val;      /* reader-count mode: the value */
-    tr_drop_fn drop;
-    void *drop_ctx;
-    /* parked receivers and senders */
-    _Alignas(64) tr_spin qlock;
-    tr_waitq changed_q; /* entries' data: their tr_watch_rx */
-    tr_waitq closed_q;
-} chan;
-
-struct tr_watch_tx {
-    chan *ch;
-};
-
-struct tr_watch_rx {
-    chan *ch;
-    uint64_t seen; /* the version this receiver has seen */
-};
-
-static inline void relax(unsigned *spins) {
-    if (++*spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#elif defined(__aarch64__)
-        __asm__ __volatile__("yield");
-#endif
-    } else {
-        sched_yield();
-    }
-}
-
-static inline uint64_t word_load(chan *ch, memory_order mo) {
-    return atomic_load_explicit(&ch->word, mo);
-}
-
-static inline uint64_t vers_load(chan *ch) {
-    return atomic_load_explicit(&ch->vers, memory_order_acquire);
-}
 
 /* ---- the value ------------------------------------------------------------- */
 
@@ -499,7 +441,7 @@ int tr_watch_send_if_modified(tr_watch_tx *tx, tr_watch_if_fn fn, void *ctx) {
 /* ---- reading ---------------------------------------------------------------------- */
 
 /* Fills ref with the current value; returns its version. */
-static uint64_t borrow_into(chan *ch, tr_watch_ref *ref) {
+uint64_t tr__watch_borrow_into(chan *ch, tr_watch_ref *ref) {
     uint64_t v;
     if (ch->seq) {
         v = seq_read(ch, ref->copy_.words_);
@@ -519,14 +461,14 @@ static uint64_t borrow_into(chan *ch, tr_watch_ref *ref) {
 int tr_watch_borrow(tr_watch_rx *rx, tr_watch_ref *ref) {
     if (!rx || !ref)
         return TR_EINVAL;
-    ref->has_changed = borrow_into(rx->ch, ref) != rx->seen;
+    ref->has_changed = tr__watch_borrow_into(rx->ch, ref) != rx->seen;
     return 0;
 }
 
 int tr_watch_borrow_and_update(tr_watch_rx *rx, tr_watch_ref *ref) {
     if (!rx || !ref)
         return TR_EINVAL;
-    uint64_t v = borrow_into(rx->ch, ref);
+    uint64_t v = tr__watch_borrow_into(rx->ch, ref);
     ref->has_changed = v != rx->seen;
     rx->seen = v;
     return 0;
@@ -535,7 +477,7 @@ int tr_watch_borrow_and_update(tr_watch_rx *rx, tr_watch_ref *ref) {
 int tr_watch_tx_borrow(tr_watch_tx *tx, tr_watch_ref *ref) {
     if (!tx || !ref)
         return TR_EINVAL;
-    borrow_into(tx->ch, ref);
+    tr__watch_borrow_into(tx->ch, ref);
     return 0;
 }
 
@@ -585,223 +527,5 @@ int tr_watch_mark_unchanged(tr_watch_rx *rx) {
     if (!rx)
         return TR_EINVAL;
     rx->seen = vers_load(rx->ch);
-    return 0;
-}
-
-/* ---- waiting ---------------------------------------------------------------------- */
-
-/* Lock-free: 0 (unseen value, now marked seen), TR_ECLOSED, or 1 (wait).
- * The word is read first: seeing CLOSED then guarantees the final version. */
-static int changed_ready(tr_watch_rx *rx) {
-    uint64_t w = word_load(rx->ch, memory_order_acquire);
-    uint64_t v = vers_load(rx->ch);
-    if (v != rx->seen) {
-        rx->seen = v;
-        return 0;
-    }
-    return (w & W_CLOSED) ? TR_ECLOSED : 1;
-}
-
-/* Under qlock: true if the wait is over, else e is queued and WAITERS set.
- * Spins past a write in progress (whose holder never takes qlock). */
-static bool arm_changed_locked(chan *ch, tr_watch_rx *rx, tr_wait *e) {
-    unsigned spins = 0;
-    uint64_t w = word_load(ch, memory_order_acquire);
-    for (;;) {
-        if (w & W_WRITING) {
-            relax(&spins);
-            w = word_load(ch, memory_order_acquire);
-            continue;
-        }
-        if (vers_load(ch) != rx->seen || (w & W_CLOSED))
-            return true;
-        if ((w & W_WAITERS) ||
-            atomic_compare_exchange_weak_explicit(&ch->word, &w, w | W_WAITERS,
-                                                  memory_order_seq_cst, memory_order_acquire)) {
-            e->data = rx;
-            tr_waitq_push(&ch->changed_q, e);
-            return false;
-        }
-    }
-}
-
-static int changed_wait(tr_watch_rx *rx, int64_t deadline) {
-    chan *ch = rx->ch;
-    for (;;) {
-        int r = changed_ready(rx);
-        if (r != 1)
-            return r;
-        tr_waiter w;
-        tr_wait e;
-        tr_waiter_init(&w);
-        tr_wait_init(&e, &w, rx);
-        tr_spin_lock(&ch->qlock);
-        if (arm_changed_locked(ch, rx, &e)) {
-            tr_spin_unlock(&ch->qlock);
-            continue;
-        }
-        int rc = tr_waiter_park(&w, &ch->qlock, deadline);
-        if (rc) {
-            tr_spin_lock(&ch->qlock);
-            if (e.linked)
-                tr_waitq_remove(&ch->changed_q, &e);
-            tr_spin_unlock(&ch->qlock);
-            return rc;
-        }
-        /* claimed only once the wait is over, so the next check returns */
-    }
-}
-
-int tr_watch_changed(tr_watch_rx *rx, int64_t deadline) {
-    if (!rx)
-        return TR_EINVAL;
-    int rc = tr_wait_enter();
-    if (rc)
-        return rc;
-    return changed_wait(rx, deadline);
-}
-
-int tr_watch_wait_for(tr_watch_rx *rx, tr_watch_pred_fn pred, void *ctx, void *out,
-                      int64_t deadline) {
-    if (!rx || !pred)
-        return TR_EINVAL;
-    int rc = tr_wait_enter();
-    if (rc)
-        return rc;
-    for (;;) {
-        tr_watch_ref ref;
-        rx->seen = borrow_into(rx->ch, &ref);
-        bool ok = pred(ref.value, ctx);
-        if (ok && out)
-            memcpy(out, ref.value, rx->ch->size);
-        tr_watch_ref_release(&ref);
-        if (ok)
-            return 0;
-        rc = changed_wait(rx, deadline);
-        if (rc)
-            return rc;
-    }
-}
-
-int tr_watch_closed(tr_watch_tx *tx, int64_t deadline) {
-    if (!tx)
-        return TR_EINVAL;
-    int rc = tr_wait_enter();
-    if (rc)
-        return rc;
-    chan *ch = tx->ch;
-    if (atomic_load_explicit(&ch->rx_count, memory_order_acquire) == 0)
-        return 0;
-    tr_waiter w;
-    tr_wait e;
-    tr_waiter_init(&w);
-    tr_wait_init(&e, &w, NULL);
-    tr_spin_lock(&ch->qlock);
-    if (atomic_load_explicit(&ch->rx_count, memory_order_acquire) == 0) {
-        tr_spin_unlock(&ch->qlock);
-        return 0;
-    }
-    tr_waitq_push(&ch->closed_q, &e);
-    rc = tr_waiter_park(&w, &ch->qlock, deadline);
-    if (rc) {
-        tr_spin_lock(&ch->qlock);
-        if (e.linked)
-            tr_waitq_remove(&ch->closed_q, &e);
-        tr_spin_unlock(&ch->qlock);
-    }
-    return rc;
-}
-
-/* ---- select clauses ------------------------------------------------------------------ */
-
-static int changed_result(tr_watch_rx *rx) {
-    int r = changed_ready(rx);
-    return r == 1 ? 0 : r; /* 1 cannot happen: versions and CLOSED only move on */
-}
-
-static int changed_arm(tr_clause *c, tr_wait *e) {
-    tr_watch_rx *rx = c->obj;
-    chan *ch = rx->ch;
-    uint64_t w = word_load(ch, memory_order_acquire);
-    bool ready = vers_load(ch) != rx->seen || (w & W_CLOSED);
-    if (!ready) {
-        tr_spin_lock(&ch->qlock);
-        ready = arm_changed_locked(ch, rx, e);
-        tr_spin_unlock(&ch->qlock);
-        if (!ready)
-            return TR_SELECT_ARMED;
-    }
-    if (!tr_waiter_claim(e->waiter, e))
-        return TR_SELECT_LOST;
-    c->result = changed_result(rx);
-    return TR_SELECT_DONE;
-}
-
-static void changed_disarm(tr_clause *c, tr_wait *e) {
-    tr_watch_rx *rx = c->obj;
-    tr_spin_lock(&rx->ch->qlock);
-    if (e->linked)
-        tr_waitq_remove(&rx->ch->changed_q, e);
-    tr_spin_unlock(&rx->ch->qlock);
-}
-
-static void changed_finish(tr_clause *c, tr_wait *e) {
-    (void)e;
-    c->result = changed_result(c->obj);
-}
-
-static const tr_clause_ops changed_ops = {changed_arm, changed_disarm, changed_finish};
-
-int tr_watch_changed_clause(tr_clause *c, tr_watch_rx *rx) {
-    if (!c)
-        return TR_EINVAL;
-    c->ops = NULL;
-    if (!rx)
-        return TR_EINVAL;
-    c->ops = &changed_ops;
-    c->obj = rx;
-    c->buf = rx; /* becomes the entry's data, which wakers read */
-    c->n = 0;
-    c->aux = NULL;
-    c->result = 0;
-    return 0;
-}
-
-static int closed_arm(tr_clause *c, tr_wait *e) {
-    chan *ch = ((tr_watch_tx *)c->obj)->ch;
-    tr_spin_lock(&ch->qlock);
-    if (atomic_load_explicit(&ch->rx_count, memory_order_acquire) == 0) {
-        bool won = tr_waiter_claim(e->waiter, e);
-        tr_spin_unlock(&ch->qlock);
-        c->result = 0;
-        return won ? TR_SELECT_DONE : TR_SELECT_LOST;
-    }
-    tr_waitq_push(&ch->closed_q, e);
-    tr_spin_unlock(&ch->qlock);
-    return TR_SELECT_ARMED;
-}
-
-static void closed_disarm(tr_clause *c, tr_wait *e) {
-    chan *ch = ((tr_watch_tx *)c->obj)->ch;
-    tr_spin_lock(&ch->qlock);
-    if (e->linked)
-        tr_waitq_remove(&ch->closed_q, e);
-    tr_spin_unlock(&ch->qlock);
-}
-
-static const tr_clause_ops closed_ops = {closed_arm, closed_disarm, NULL};
-
-int tr_watch_closed_clause(tr_clause *c, tr_watch_tx *tx) {
-    if (!c)
-        return TR_EINVAL;
-    c->ops = NULL;
-    if (!tx)
-        return TR_EINVAL;
-    c->ops = &closed_ops;
-    c->obj = tx;
-    c->buf = NULL;
-    c->n = 0;
-    c->aux = NULL;
-    c->result = 0;
     return 0;
 }
