@@ -89,6 +89,15 @@ static void cache_thread_exit(void *p) {
 
 static void cache_key_init(void) { pthread_key_create(&cache_key, cache_thread_exit); }
 
+/* A thread whose cache holds slots must hand them back when it exits. */
+static inline void cache_register(void) {
+    if (!cache_registered) {
+        pthread_once(&cache_once, cache_key_init);
+        pthread_setspecific(cache_key, (void *)1);
+        cache_registered = true;
+    }
+}
+
 static tr_reply *reply_get(void) {
     tr_reply *r = cache;
     if (r) {
@@ -108,6 +117,7 @@ static tr_reply *reply_get(void) {
         }
         tr_spin_unlock(&pool_lock);
         if (r) {
+            cache_register();
             cache = r->knext;
             for (tr_reply *c = cache; c; c = c->knext)
                 cache_n++;
@@ -124,11 +134,7 @@ static tr_reply *reply_get(void) {
 }
 
 static void reply_put(tr_reply *r) {
-    if (!cache_registered) {
-        pthread_once(&cache_once, cache_key_init);
-        pthread_setspecific(cache_key, (void *)1);
-        cache_registered = true;
-    }
+    cache_register();
     r->knext = cache;
     cache = r;
     if (++cache_n > CACHE_MAX) { /* a thread that only answers: give half back */
@@ -431,9 +437,11 @@ int tr_actor_call(tr_actor_ref ref, const void *request, void *reply_out, int64_
                 atomic_store_explicit(&self->calling, 0, memory_order_release);
             return rc;
         }
-        tr_waiter_init(&r->w);
-        tr_wait_init(&r->e, &r->w, NULL);
+        /* Nothing touched the waiter while it was unclaimable: making it
+         * claimable again is one release store, which a replier's claim
+         * (acq_rel) pairs with. */
         atomic_store_explicit(&r->cstate, C_PARKED, memory_order_relaxed);
+        atomic_store_explicit(&r->w.state, TR_WAITER_WAITING, memory_order_release);
         tr_spin_unlock(&r->lock);
     }
     rc = tr_waiter_park(&r->w, NULL, deadline);

@@ -94,6 +94,15 @@ static void ncache_thread_exit(void *p) {
 
 static void ncache_key_init(void) { pthread_key_create(&ncache_key, ncache_thread_exit); }
 
+/* A thread whose cache holds nodes must hand them back when it exits. */
+static inline void ncache_register(void) {
+    if (!ncache_registered) {
+        pthread_once(&ncache_once, ncache_key_init);
+        pthread_setspecific(ncache_key, (void *)1);
+        ncache_registered = true;
+    }
+}
+
 static tr__mnode *node_get(int c) {
     tr__mnode *n = ncache.head[c];
     if (n) {
@@ -117,6 +126,7 @@ static tr__mnode *node_get(int c) {
     }
     tr_spin_unlock(&gpool_lock);
     if (n) {
+        ncache_register();
         ncache.head[c] = n->next;
         ncache.n[c] = took - 1;
         return n;
@@ -125,11 +135,7 @@ static tr__mnode *node_get(int c) {
 }
 
 static void node_put(int c, tr__mnode *n) {
-    if (!ncache_registered) {
-        pthread_once(&ncache_once, ncache_key_init);
-        pthread_setspecific(ncache_key, (void *)1);
-        ncache_registered = true;
-    }
+    ncache_register();
     n->next = ncache.head[c];
     ncache.head[c] = n;
     if (++ncache.n[c] > CACHE_MAX) { /* keep half, give the rest back */
