@@ -256,7 +256,12 @@ static int handle_sys(tr__run *r, tr__sysnode *sn) {
 static void run_loop(tr__run *r) {
     tr__actor *a = r->a;
     tr__slot *s = a->slot;
+    /* Yields left before going idle: one, or two while yielding pays off
+     * (a caller on this worker that spends its cooperative budget yields
+     * once before sending, and the actor should still be there). */
+    int yields = 1;
     bool yielded = false;
+    unsigned since_check = 0;
     for (;;) {
         tr__mnode *n;
         tr__sysnode *sn;
@@ -265,12 +270,17 @@ static void run_loop(tr__run *r) {
             !atomic_load_explicit(&a->has_sys, memory_order_relaxed)) {
             /* Empty at a glance: let the others run first (see the top). */
             yielded = true;
-            tr_yield();
+            yields--;
+            if (tr_yield() == TR_ECANCELED)
+                since_check = 32;
         }
+        /* Only the runtime's shutdown cancels an activation without killing
+         * the actor first; looking for it now and then is enough. */
+        bool cancelled = ++since_check >= 32 && tr_task_cancelled();
+        if (since_check >= 32)
+            since_check = 0;
         tr_spin_lock(&s->lock);
-        if ((a->life == TR__LIFE_ALIVE || a->life == TR__LIFE_STOPPING) && tr_task_cancelled()) {
-            /* Nobody but the runtime's shutdown cancels an activation
-             * without killing the actor first. */
+        if (cancelled && (a->life == TR__LIFE_ALIVE || a->life == TR__LIFE_STOPPING)) {
             tr__spill sp = {0};
             tr__kill_locked(a, TR_ACTOR_SHUTDOWN, &sp);
             tr_spin_unlock(&s->lock);
@@ -292,10 +302,18 @@ static void run_loop(tr__run *r) {
                 end_incarnation(r, reason);
                 return;
             }
-            if (!yielded) {
+            if (!yielded || yields > 0) {
                 tr_spin_unlock(&s->lock);
                 yielded = true;
-                tr_yield();
+                yields--;
+                if (tr_yield() == TR_ECANCELED)
+                    since_check = 32;
+                continue;
+            }
+            if (tr_task_cancelled() &&
+                (a->life == TR__LIFE_ALIVE || a->life == TR__LIFE_STOPPING)) {
+                since_check = 32; /* end it on the next turn, above */
+                tr_spin_unlock(&s->lock);
                 continue;
             }
             a->sched = TR__SCHED_IDLE;
@@ -308,6 +326,7 @@ static void run_loop(tr__run *r) {
         tr_spin_unlock(&s->lock);
         if (wake)
             tr_waiter_wake(wake->waiter);
+        yields = yielded ? 2 : 1; /* a yield found work: worth two next time */
         yielded = false;
         int reason = n ? handle_user(r, n) : handle_sys(r, sn);
         if (reason != 0 || r->exit_set) {

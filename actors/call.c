@@ -411,7 +411,7 @@ int tr_actor_call(tr_actor_ref ref, const void *request, void *reply_out, int64_
     atomic_store_explicit(&r->cstate, C_PARKED, memory_order_relaxed);
     n->reply = r;
     bool dropped_new, waited;
-    rc = tr__post(ref, t, n, TR__POST_WAIT, deadline, &dropped_new, &waited);
+    rc = tr__post(s, ref, t, n, TR__POST_WAIT, deadline, &dropped_new, &waited);
     if (rc != 0 || dropped_new) { /* nobody saw the slot */
         if (self)
             atomic_store_explicit(&self->calling, 0, memory_order_release);
@@ -482,7 +482,7 @@ static int cast_impl(tr_actor_ref ref, const void *msg, int mode, int64_t deadli
     if (self)
         n->from = tr__ref_of(self->a);
     bool dropped_new;
-    int rc = tr__post(ref, t, n, mode, deadline, &dropped_new, NULL);
+    int rc = tr__post(s, ref, t, n, mode, deadline, &dropped_new, NULL);
     if (rc) {
         tr__mnode_free(n); /* the message stays the caller's */
         return rc == TR__STALE ? TR_EDOWN : rc;

@@ -184,7 +184,7 @@ enum {
  * so a call's request stays the caller's.  Positive: never escapes. */
 #define TR__STALE 1
 
-/* Posts n to the actor of ref, whose type t the caller read lock-free from
+/* Posts n to the actor of ref (s: its slot, never NULL), whose type t the caller read lock-free from
  * the slot (right whenever the generation still matches).  Returns 0 (n is
  * the mailbox's now; *dropped_new set if the DROP_NEWEST policy dropped n
  * itself: the caller destroys it), or an error with n still the caller's:
@@ -192,8 +192,8 @@ enum {
  * whether the caller parked for room (then n may already be handled when
  * this returns), and before parking n->reply's caller side is made
  * PENDING (see call.c).  waited may be NULL for casts. */
-int tr__post(tr_actor_ref ref, const tr_actor_type *t, tr__mnode *n, int mode, int64_t deadline,
-             bool *dropped_new, bool *waited);
+int tr__post(tr__slot *s, tr_actor_ref ref, const tr_actor_type *t, tr__mnode *n, int mode,
+             int64_t deadline, bool *dropped_new, bool *waited);
 
 /* Everything a dying or killed mailbox gives up, gathered under the lock
  * and dealt with after it (destructors and wakes never run under a lock). */

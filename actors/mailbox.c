@@ -56,10 +56,7 @@ static pthread_key_t ncache_key;
 static pthread_once_t ncache_once = PTHREAD_ONCE_INIT;
 
 static inline int size_class(size_t msg_size) {
-    for (int c = 0; c < NCLASS; c++)
-        if (msg_size <= class_data[c])
-            return c;
-    return -1;
+    return msg_size <= 32 ? 0 : msg_size <= 96 ? 1 : msg_size <= 224 ? 2 : -1;
 }
 
 /* Gives list (count nodes of class c) to the global pool, or to free(). */
@@ -222,14 +219,16 @@ bool tr__want_activation_locked(tr__actor *a) {
     return true;
 }
 
-int tr__post(tr_actor_ref ref, const tr_actor_type *t, tr__mnode *n, int mode, int64_t deadline,
-             bool *dropped_new, bool *waited) {
+int tr__post(tr__slot *s, tr_actor_ref ref, const tr_actor_type *t, tr__mnode *n, int mode,
+             int64_t deadline, bool *dropped_new, bool *waited) {
     *dropped_new = false;
     if (waited)
         *waited = false;
-    tr__slot *s = tr__slot_lock(ref);
-    if (!s)
+    tr_spin_lock(&s->lock);
+    if (s->gen != ref.gen) {
+        tr_spin_unlock(&s->lock);
         return TR__STALE;
+    }
     tr__actor *a = s->a;
     if (!a || a->type != t || !open_for_users(a)) {
         tr_spin_unlock(&s->lock);
