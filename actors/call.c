@@ -1,30 +1,31 @@
 /* call.c — call and cast, reply slots, and call-cycle detection.
  *
  * A reply slot is not a tr_oneshot: the value never rests in the slot.
- * The caller parks with its reply buffer in its wait entry, and the
- * replier, having claimed that waiter under the slot's lock, copies the
- * value straight into the caller's frame (a claimed waiter cannot resume
- * before it is woken, so the frame is there).  If the caller has given up
- * (deadline, cancellation) the claim fails and tr_reply_send returns
- * TR_ECLOSED with the value still the replier's: a late reply is never
- * written anywhere, so there is nothing to destroy and no dead frame to
- * scribble on.
- *
  * Slots are pooled (a per-thread cache over a global list, so a call
- * allocates nothing in the steady state) and owned by two sides: the
- * caller (until it has the answer or gave up) and the replier (until it
- * sent or dropped — the activation drops a reply the handler neither used
- * nor kept).  Whoever ends last recycles the slot.  When the replier ends
- * by answering, it ends first by construction (the caller only resumes
- * when woken), so the caller recycles without taking the lock: the fast
- * path takes the slot's lock once, on the replier's side.
+ * allocates nothing in the steady state) and each holds the caller's
+ * tr_waiter.  The replier claims that waiter — one compare-and-swap, no
+ * lock — and, having won, copies the value straight into the caller's
+ * buffer: a claimed waiter cannot resume before it is woken, so the buffer
+ * is there.  If the caller has given up (deadline, cancellation) the claim
+ * fails and tr_reply_send returns TR_ECLOSED with the value still the
+ * replier's: a late reply is never written anywhere, so there is no dead
+ * frame to scribble on and nothing the slot must destroy.
  *
- * The caller's side is PARKED (its wait entry is published) from before
- * the request is queued, except when the mailbox was full and it had to
- * wait for room: a reply could then come before the caller parks on it,
- * and waking a task twice for two waits corrupts its worker's run queue.
- * So that caller is PENDING (a replier copies into its buffer and does not
- * wake it) until it publishes its entry under the lock.
+ * A slot has two owners: the caller (until it has the answer or gave up)
+ * and the replier (until it sent or dropped — the activation drops a reply
+ * the handler neither used nor kept).  When the replier ends by winning
+ * the claim, it ends first by construction, and the woken caller recycles
+ * the slot without a lock: a round trip costs one claim and no lock on the
+ * slot.  Every other ending (a failed claim, a caller leaving, an ended
+ * incarnation failing a kept reply) goes through the slot's lock, and
+ * whoever of the two ends last recycles.
+ *
+ * A caller that had to wait for room in the mailbox cannot let the reply
+ * claim its waiter before it parks on it (the activation that let it in
+ * already woke it once, and waking a task twice corrupts its run queue),
+ * so while it waits for room the waiter is unclaimable and the slot is
+ * PENDING: a replier then copies the value into the buffer under the lock
+ * and the caller finds it there, or re-arms the waiter and parks.
  *
  * Cycles.  While an actor waits in a call it records the callee in its
  * run record (seq_cst).  Before queueing, it follows callee -> the actor

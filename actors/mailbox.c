@@ -4,9 +4,9 @@
  * Why not a tr_mpsc per actor: a ring of capacity slots costs
  * capacity * msg_size bytes whether or not anything is queued, and a
  * million idle actors would hold gigabytes.  Here a queued message is a
- * node (malloc'd: glibc's per-thread cache makes a same-thread alloc/free
- * pair cost about as much as a pool would), and an empty mailbox is two
- * NULL pointers.  The lock is the slot entry's (see internal.h), so
+ * node from a small pool (three size classes, per-thread caches over a
+ * capped global list; bigger messages are malloc'd), and an empty mailbox
+ * is two NULL pointers.  The lock is the slot entry's (see internal.h), so
  * resolving a ref and enqueueing are one locked section, which also
  * decides, race-free, whether the message must start an activation: the
  * scheduling state (IDLE / SCHEDULED / RUNNING) is changed only under the
