@@ -401,4 +401,11 @@ int tr__actor_spawn_hooked(tr_actor_ref *out, const tr_actor_type *type, const v
 int tr__actor_restart(tr_actor_ref ref, const void *args);
 int tr__actor_release(tr_actor_ref ref, int reason);
 
+/* Kills every actor of rt (supervised ones go to LIMBO with their hook
+ * told, as on any kill).  For a runtime about to be shut down: an idle
+ * actor has no task, so the runtime's shutdown does not see it, and a
+ * message sent to it after tr_runtime_free() would spawn its activation on
+ * freed memory.  Returns how many were killed.  Never waits. */
+size_t tr__actors_kill_all(tr_runtime *rt);
+
 #endif

@@ -175,3 +175,20 @@ tr_actor_ref tr_actor_self(void) {
     tr__run *r = tr__self();
     return r ? tr__ref_of(r->a) : TR_ACTOR_NONE;
 }
+
+size_t tr__actors_kill_all(tr_runtime *rt) {
+    size_t killed = 0;
+    uint32_t n = tr__slot_count();
+    for (uint32_t i = 1; i < n; i++) {
+        tr__slot *s = tr__slot_get(i);
+        if (!s)
+            continue;
+        tr_spin_lock(&s->lock);
+        tr_actor_ref ref = {i, s->gen};
+        bool mine = s->a && s->a->rt == rt;
+        tr_spin_unlock(&s->lock);
+        if (mine && tr_actor_kill(ref) == 0)
+            killed++;
+    }
+    return killed;
+}

@@ -147,6 +147,57 @@ START_TEST(init_fail) {
 }
 END_TEST
 
+/* A handler spawns a child: the child's init runs on the parent's
+ * activation, as the child; the parent is itself again afterwards. */
+static atomic_uint init_self_slot;
+
+static int child_init(void *st, const void *args) {
+    (void)st;
+    (void)args;
+    atomic_store(&init_self_slot, tr_actor_self().slot);
+    return 0;
+}
+
+static const tr_actor_type child_type = {.name = "child", .msg_size = sizeof(int),
+                                         .init = child_init, .handle = noop_handle};
+
+static int parent_handle(void *st, tr_msg *m) {
+    (void)st;
+    tr_actor_ref me = tr_actor_self(), child;
+    ck_assert_tr_ok(tr_actor_spawn(&child, &child_type, NULL, NULL));
+    ck_assert_uint_eq(atomic_load(&init_self_slot), child.slot);
+    ck_assert(tr_actor_ref_eq(tr_actor_self(), me));
+    ck_assert_tr_ok(tr_actor_stop(child, 0, TR_TEST_DEADLINE()));
+    long slot = child.slot;
+    tr_reply_send(m->reply, &slot);
+    return 0;
+}
+
+static const tr_actor_type parent_type = {.name = "parent", .msg_size = sizeof(int),
+                                          .reply_size = sizeof(long), .handle = parent_handle};
+
+static void *nested_spawn_body(void *arg) {
+    (void)arg;
+    tr_actor_ref p;
+    ck_assert_tr_ok(tr_actor_spawn(&p, &parent_type, NULL, NULL));
+    int x = 0;
+    long slot = 0;
+    ck_assert_tr_ok(tr_actor_call(p, &x, &slot, TR_TEST_DEADLINE()));
+    ck_assert_int_ne(slot, 0);
+    ck_assert(tr_actor_ref_is_none(tr_actor_self()));
+    /* From a plain task too: init sees the child, the task sees nobody. */
+    tr_actor_ref c;
+    ck_assert_tr_ok(tr_actor_spawn(&c, &child_type, NULL, NULL));
+    ck_assert_uint_eq(atomic_load(&init_self_slot), c.slot);
+    ck_assert(tr_actor_ref_is_none(tr_actor_self()));
+    ck_assert_tr_ok(tr_actor_stop(c, 0, TR_TEST_DEADLINE()));
+    ck_assert_tr_ok(tr_actor_stop(p, 0, TR_TEST_DEADLINE()));
+    return NULL;
+}
+
+START_TEST(nested_spawn) { run_in(workers_for(_i), nested_spawn_body, NULL); }
+END_TEST
+
 /* ---- stop ---------------------------------------------------------------------------- */
 
 static void *late_cast(void *arg) {
@@ -837,12 +888,39 @@ START_TEST(restart_hook_keeps_queue) {
 }
 END_TEST
 
+START_TEST(kill_all_of_runtime) {
+    probe_reset();
+    tr_runtime *rt = tr_test_runtime(2), *other = tr_test_runtime(1);
+    tr_actor_opts o = {0}, oo = {0};
+    o.runtime = rt;
+    oo.runtime = other;
+    enum { N = 20 };
+    tr_actor_ref r[N], keep = spawn_probe(&oo);
+    for (int i = 0; i < N; i++)
+        r[i] = spawn_probe(&o);
+    ck_assert_tr_ok(cast_op(r[0], OP_ADD, 1, TR_TEST_DEADLINE())); /* one with mail */
+    ck_assert_uint_ge(tr__actors_kill_all(rt), N);
+    for (int i = 0; i < N; i++) {
+        int reason;
+        ck_assert_tr_ok(tr_actor_wait(r[i], &reason, TR_TEST_DEADLINE()));
+        ck_assert_int_eq(reason, TR_ACTOR_KILLED);
+    }
+    long v;
+    ck_assert_tr_ok(call_op(keep, OP_ADD, 1, &v, TR_TEST_DEADLINE())); /* the other runtime's */
+    ck_assert_tr_ok(tr_actor_stop(keep, 0, TR_TEST_DEADLINE()));
+    tr_runtime_free(&rt);
+    tr_runtime_free(&other);
+    check_payloads();
+}
+END_TEST
+
 static Suite *actor_suite(void) {
     Suite *s = suite_create("actor");
     TCase *tc = tr_tcase("life");
     tcase_add_loop_test(tc, spawn_basic, 0, 2);
     tcase_add_test(tc, spawn_invalid);
     tcase_add_test(tc, init_fail);
+    tcase_add_loop_test(tc, nested_spawn, 0, 2);
     tcase_add_loop_test(tc, stop_full_mailbox, 0, 2);
     tcase_add_loop_test(tc, stop_timeout_kills, 0, 2);
     tcase_add_loop_test(tc, kill_waiting_handler, 0, 2);
@@ -859,6 +937,7 @@ static Suite *actor_suite(void) {
     tc = tr_tcase("scale");
     tcase_add_test(tc, many_actors_4_workers);
     tcase_add_loop_test(tc, plain_threads, 0, 2);
+    tcase_add_test(tc, kill_all_of_runtime);
     suite_add_tcase(s, tc);
     tc = tr_tcase("hooks");
     tcase_add_loop_test(tc, restart_hook_keeps_queue, 0, 2);
