@@ -56,7 +56,12 @@
  *    program's own.  A reason may carry a short text (tr_actor_fail).
  *
  * Threads: every function here works from tasks on any worker and, except
- * where it says otherwise, from plain threads.
+ * where it says otherwise, from plain threads (a wait blocks the thread).
+ *
+ * Check: check.h declares a function named tr_msg (a test result's message).
+ * A Check suite that also includes this header hides Check's name while
+ * including check.h: `#define tr_msg tr_msg_of_check_` / `#include <check.h>`
+ * / `#undef tr_msg` (tests/actor_testutil.h does so).
  */
 #ifndef TR_ACTOR_H
 #define TR_ACTOR_H
@@ -121,8 +126,11 @@ typedef struct tr_actor_type {
     size_t msg_size;    /* every message is copied into the mailbox: > 0 */
     size_t reply_size;  /* every reply is copied into the caller's buffer; 0: no calls */
     /* Builds the state from the start arguments.  Returns 0, or a reason
-     * (the spawn fails with it and nothing is left behind).  NULL: the
-     * zeroed state is fine.  Runs in the actor's own activation. */
+     * (the spawn fails with it and nothing is left behind; terminate is not
+     * called).  NULL: the zeroed state is fine.  Runs before
+     * tr_actor_spawn returns, on the spawner's task or thread, as the
+     * actor: tr_actor_self() is the new actor and tr_actor_fail() fails
+     * the spawn.  It may wait (its waits are the spawner's). */
     int (*init)(void *state, const void *args);
     /* One message.  Returns 0 to go on, or a reason to end the actor (a
      * crash, unless the reason is NORMAL or SHUTDOWN).  Required. */
@@ -156,48 +164,63 @@ typedef struct tr_actor_opts {
     int overflow;       /* TR_OVERFLOW_... */
     const char *name;   /* registers the actor under this name (copied); NULL: none */
     int worker;         /* where activations run: TR_WORKER_DEFAULT (the spawner's
-                           worker), TR_WORKER(i), TR_WORKER_BALANCED */
+                           worker; from a plain thread or another runtime:
+                           balanced), TR_WORKER(i), TR_WORKER_BALANCED (each
+                           activation goes to the least busy worker) */
     size_t stack_size;  /* for activations; 0: the runtime's default */
     tr_runtime *runtime;/* NULL: the current task's runtime (required on plain threads) */
 } tr_actor_opts;
 
 /* ---- life ------------------------------------------------------------------------- */
 
-/* Creates an actor and runs its init with args.  Waits until init has
- * returned.  Returns 0 (*out is the new ref), the init's failure reason
- * (positive, or a TR_E code), TR_EINVAL (NULL out/type/handle, msg_size
- * 0, a bad option), TR_EEXIST (the name is taken), TR_ENOMEM. */
+/* Creates an actor and runs its init with args (inline: see init).  Waits
+ * as long as init does.  Returns 0 (*out is the new ref), the init's
+ * failure reason (positive, or a TR_E code; *out is TR_ACTOR_NONE),
+ * TR_EINVAL (NULL out/type/handle, msg_size 0, a bad option, a name that
+ * is empty or 64 bytes or longer, no runtime on a plain thread), TR_EEXIST
+ * (the name is taken), TR_ENOMEM. */
 int tr_actor_spawn(tr_actor_ref *out, const tr_actor_type *type, const void *args,
                    const tr_actor_opts *opts);
 
 /* Graceful stop: the actor accepts no new messages (senders get TR_EDOWN),
  * handles what it had accepted, runs terminate(reason) and ends; monitors
  * and links are told.  Waits until it has ended or the deadline passes;
- * past the deadline it is killed.  Returns 0, TR_EDOWN (already gone),
- * TR_ETIMEDOUT (it was killed), TR_EDEADLK (an actor stopping itself:
- * use tr_actor_exit), TR_ECANCELED. */
+ * past the deadline it is killed (and TR_ETIMEDOUT returns at once, not
+ * waiting for the kill to finish).  Senders waiting for room get TR_EDOWN.
+ * Returns 0, TR_EDOWN (already gone), TR_ETIMEDOUT (it was killed),
+ * TR_EDEADLK (an actor stopping itself: use tr_actor_exit), TR_ECANCELED
+ * (the stop stays requested), TR_EINVAL (TR_ACTOR_NONE), TR_ENOMEM. */
 int tr_actor_stop(tr_actor_ref ref, int reason, int64_t deadline);
 
 /* Kill: the queued messages are dropped (pending callers get TR_EDOWN), a
  * handler that is waiting is cancelled (its waits return TR_ECANCELED),
- * and terminate(TR_ACTOR_KILLED) runs as soon as the handler returns.
- * Never waits.  Returns 0 or TR_EDOWN. */
+ * and terminate(TR_ACTOR_KILLED) runs as soon as the handler returns
+ * (for an idle actor: on a fresh activation; on the calling thread when
+ * the type has no terminate).  Never waits.  Returns 0, TR_EDOWN, or
+ * TR_EINVAL (TR_ACTOR_NONE). */
 int tr_actor_kill(tr_actor_ref ref);
 
 /* Waits until the actor has ended; *reason (if not NULL) gets why.
- * Returns 0, TR_ETIMEDOUT, TR_ECANCELED, TR_EDOWN only for a ref that was
- * never valid (a ref of an actor that ended returns 0 with its reason as
- * long as its slot has not been reused; after that TR_EDOWN). */
+ * Returns 0, TR_ETIMEDOUT, TR_ECANCELED, TR_EDEADLK (an actor waiting for
+ * itself), TR_EINVAL (TR_ACTOR_NONE), TR_ENOMEM, TR_EDOWN only for a ref
+ * that was never valid (a ref of an actor that ended returns 0 with its
+ * reason as long as its slot has not been reused — freed slots are reused
+ * oldest first; after that TR_EDOWN). */
 int tr_actor_wait(tr_actor_ref ref, int *reason, int64_t deadline);
 
-/* From inside a handler: end this actor after the handler returns, with
- * reason (as if handle had returned it). */
+/* From inside a handler (or on_down / on_exit): end this actor after the
+ * handler returns, with reason (as if handle had returned it; NORMAL
+ * too).  Does nothing anywhere else. */
 void tr_actor_exit(int reason);
 
 /* From inside a handler: end this actor now with reason and a short text
- * (printf format; kept up to 120 bytes, shown by introspection).  Does not
- * return: the handler is abandoned (its frame is unwound with longjmp, so
- * it must not hold resources only its own return path would free). */
+ * (printf format, may be NULL; kept up to 127 bytes, shown by
+ * introspection).  Does not return: the handler is abandoned (its frame is
+ * unwound with longjmp, so it must not hold resources only its own return
+ * path would free); the caller of the message gets TR_EDOWN.  In init it
+ * fails the spawn with reason; in terminate it ends terminate.  Called
+ * outside any actor's code it is a programming error: it prints and
+ * aborts. */
 __attribute__((noreturn, format(printf, 2, 3))) void tr_actor_fail(int reason, const char *fmt,
                                                                   ...);
 
@@ -208,18 +231,26 @@ tr_actor_ref tr_actor_self(void);
 /* ---- messages ------------------------------------------------------------------------ */
 
 /* Sends request (msg_size bytes) and waits for the reply (reply_size bytes,
- * copied to reply_out).  May wait.  Returns 0; TR_EDOWN (the actor is gone,
- * stopping, ended before replying, or dropped the request); TR_ETIMEDOUT /
- * TR_ECANCELED (a late reply is destroyed); TR_EFULL (FAIL policy, mailbox
- * full); TR_EDEADLK (the callee is, directly or through others, waiting
- * on the caller); TR_EINVAL (bad ref, NULL buffers, a type with
- * reply_size 0).  The request is always consumed once sent: if it is
- * never handled, drop_msg destroys it. */
+ * copied to reply_out).  May wait (also for room, under WAIT, up to the
+ * same deadline).  Returns 0; TR_EDOWN (the actor is gone, stopping,
+ * ended before replying, or dropped the request, or the DROP_* policy
+ * dropped it); TR_ETIMEDOUT / TR_ECANCELED (a reply that comes later is
+ * refused: tr_reply_send returns TR_ECLOSED to its sender, and nothing is
+ * written into reply_out after the call returned); TR_EFULL (FAIL policy,
+ * mailbox full); TR_EDEADLK (the callee is, directly or through others,
+ * waiting on the caller, or is the caller); TR_EINVAL (TR_ACTOR_NONE, NULL
+ * buffers, a type with reply_size 0); TR_ENOMEM.
+ * The request is consumed on every return but TR_EINVAL and TR_ENOMEM:
+ * handled, or destroyed with drop_msg if it never will be — with one
+ * exception: a ref whose slot has since been reused by another actor (or
+ * that never named one) gives TR_EDOWN and leaves the request to the
+ * caller, since its type, and so its destructor, is unknown by then. */
 int tr_actor_call(tr_actor_ref ref, const void *request, void *reply_out, int64_t deadline);
 
 /* Sends msg without a reply.  Under TR_OVERFLOW_WAIT it may wait for room
- * until the deadline.  Returns 0, TR_EDOWN, TR_EFULL, TR_ETIMEDOUT,
- * TR_ECANCELED, TR_EINVAL; on any error the message stays the caller's. */
+ * until the deadline (waiting senders get in first come, first served).
+ * Returns 0, TR_EDOWN, TR_EFULL, TR_ETIMEDOUT, TR_ECANCELED, TR_EINVAL,
+ * TR_ENOMEM; on any error the message stays the caller's. */
 int tr_actor_cast(tr_actor_ref ref, const void *msg, int64_t deadline);
 
 /* tr_actor_cast that never waits: TR_EFULL when full, whatever the policy
@@ -227,12 +258,16 @@ int tr_actor_cast(tr_actor_ref ref, const void *msg, int64_t deadline);
 int tr_actor_try_cast(tr_actor_ref ref, const void *msg);
 
 /* The handler takes over the reply slot of the message being handled, to
- * answer later (from this or any actor or task).  Returns m->reply. */
+ * answer later (from this or any actor, task or thread).  Returns
+ * m->reply (NULL for a cast).  If this actor's incarnation ends before the
+ * kept reply is answered, the caller gets TR_EDOWN then; the slot stays
+ * the keeper's until it sends (TR_ECLOSED) or drops it. */
 tr_reply *tr_reply_keep(tr_msg *m);
 
 /* Answers a call: copies value (reply_size bytes) to the caller.  Uses the
- * slot up.  Returns 0, or TR_ECLOSED when the caller has given up (the
- * value stays the replier's).  Never waits. */
+ * slot up (the pointer is invalid afterwards).  Returns 0, TR_ECLOSED when
+ * the caller has given up (the value stays the replier's: destroy it), or
+ * TR_EINVAL (NULL).  Never waits. */
 int tr_reply_send(tr_reply *r, const void *value);
 
 /* Gives up on answering; the caller gets TR_EDOWN.  Uses the slot up. */
@@ -246,15 +281,25 @@ bool tr_reply_is_waiting(const tr_reply *r);
 
 /* watcher will be told, through its type's on_down, when target ends
  * (at once, with TR_EDOWN as the reason, if target is already gone).
+ * "Ends" is the actor's death, not the end of an incarnation that a
+ * supervisor restarts behind the same ref.  DOWN travels the watcher's
+ * system lane: it overtakes the user messages queued there.
  * *id (may be NULL) names the monitor for tr_actor_demonitor.  Returns 0,
- * TR_EDOWN (the watcher is gone), TR_EINVAL, TR_ENOMEM. */
+ * TR_EDOWN (the watcher is gone), TR_EINVAL (NONE refs, watcher ==
+ * target), TR_ENOMEM.  Never waits. */
 int tr_actor_monitor(tr_actor_ref watcher, tr_actor_ref target, uint64_t *id);
+/* Removes a monitor, and its DOWN if that is already queued.  Returns 0
+ * (no DOWN will be delivered), TR_EINVAL (no such monitor: its DOWN has
+ * been, or is being, delivered).  Never waits. */
 int tr_actor_demonitor(tr_actor_ref watcher, uint64_t id);
 
-/* Links a and b: when one ends abnormally, the other gets an exit signal
- * (on_exit if its type traps exits, else it ends with TR_ACTOR_LINKED).
- * Linking to an actor already gone signals at once.  Returns 0, TR_EDOWN,
- * TR_EINVAL, TR_ENOMEM. */
+/* Links a and b: when one dies abnormally, the other gets an exit signal
+ * (on_exit if its type traps exits, else it is killed with reason
+ * TR_ACTOR_LINKED: its waiting handler is cancelled, its mailbox
+ * dropped).  Linking twice is one link.  Linking to an actor already gone
+ * signals the live one at once (reason TR_EDOWN) and returns TR_EDOWN.
+ * Returns 0, TR_EDOWN, TR_EINVAL (NONE refs, a == b), TR_ENOMEM.  unlink:
+ * 0, or TR_EDOWN when both are gone.  Never wait. */
 int tr_actor_link(tr_actor_ref a, tr_actor_ref b);
 int tr_actor_unlink(tr_actor_ref a, tr_actor_ref b);
 
@@ -262,7 +307,9 @@ int tr_actor_unlink(tr_actor_ref a, tr_actor_ref b);
 
 /* A name per actor at most, unique in the process; dropped when the actor
  * ends.  register: 0, TR_EEXIST (taken, or the actor already has a name),
- * TR_EDOWN, TR_EINVAL.  whereis: 0 or TR_EDOWN (no such name). */
+ * TR_EDOWN, TR_EINVAL (NONE, a NULL or empty name, 64 bytes or longer),
+ * TR_ENOMEM.  unregister: 0 or TR_EDOWN (no such name).  whereis: 0 or
+ * TR_EDOWN (no such name; *out is NONE).  Never wait. */
 int tr_actor_register(tr_actor_ref ref, const char *name);
 int tr_actor_unregister(const char *name);
 int tr_actor_whereis(const char *name, tr_actor_ref *out);
@@ -285,12 +332,17 @@ typedef struct tr_actor_info {
 
 enum { TR_ACTOR_IDLE = 0, TR_ACTOR_RUNNING, TR_ACTOR_STOPPING, TR_ACTOR_DEAD };
 
-/* Fills *out.  Returns 0 or TR_EDOWN.  Never waits. */
+/* Fills *out.  Returns 0 (also for an actor that has ended and whose slot
+ * is not reused yet: state TR_ACTOR_DEAD, reason, type; a supervised
+ * actor between incarnations is DEAD too, with its mailbox still
+ * counted), TR_EDOWN, TR_EINVAL.  Never waits. */
 int tr_actor_info_get(tr_actor_ref ref, tr_actor_info *out);
 
 /* A JSON array (jansson; the caller owns the reference) with one object per
- * live actor: ref, type, name, state, queued, high_water, handled,
- * dropped, restarts, calling.  NULL on out of memory. */
+ * live actor: ref ("slot.gen"), type, name ("" if none), state ("idle",
+ * "running", "stopping", "dead"), queued, high_water, handled, dropped,
+ * restarts, calling ("slot.gen" or null).  Each actor is read under its
+ * own lock, one after the other.  NULL on out of memory.  Never waits. */
 struct json_t;
 struct json_t *tr_actor_dump(void);
 
