@@ -8,7 +8,7 @@
  * Why it is written this way:
  *  - Each actor knows only the next stage's ref, given at spawn as its
  *    start argument; so the stages are spawned back to front.
- *  - Each stage runs on a worker of its own (round robin), so items flow
+ *  - The stages are spread round robin over the workers, so items flow
  *    between threads, as in a tokio multi-thread runtime.
  *  - Backpressure, as with the seed's bounded channels: every mailbox
  *    holds 4 items, and a cast to a full one waits (TR_OVERFLOW_WAIT).
@@ -139,7 +139,7 @@ static const tr_actor_type store_type = {
 
 /* ---- the program ---------------------------------------------------------------------- */
 
-/* Spawns the stages back to front, each on a worker of its own.  0, or
+/* Spawns the stages back to front, round robin over the workers.  0, or
  * the failing spawn's error with nothing left running. */
 static int spawn_stages(tr_actor_ref *fetch, tr_actor_ref *parse, tr_actor_ref *store) {
     int workers = tr_runtime_workers(tr_runtime_current());
