@@ -48,7 +48,7 @@ enum {
     OP_EXIT,      /* reply, tr_actor_exit(arg) */
     OP_NOREPLY,   /* return 0 without touching the reply */
     OP_DROPREPLY, /* tr_reply_drop */
-    OP_CALL,      /* call target with OP_GET (or OP_CALL chain), reply the result code */
+    OP_CALL,      /* call target with OP_GET (or next_call); reply its error or value */
     OP_KEEP,      /* keep the reply in P.kept, reply later from the test */
     OP_SELF,      /* reply tr_actor_self().slot */
     OP_SLEEP,     /* sleep arg ms (cancellable), reply the sleep's result */
@@ -196,7 +196,7 @@ static int probe_handle(void *st, tr_msg *m) {
         int rc = tr_actor_call(t->target, &q, &v, TR_TEST_DEADLINE());
         if (rc == TR_EINVAL || rc == TR_ENOMEM)
             payload_free(q.payload);
-        reply_long(m, rc);
+        reply_long(m, rc ? rc : v); /* a chain of calls answers the innermost value */
         return 0;
     }
     case OP_KEEP:
