@@ -47,6 +47,11 @@ void *semaphore_10_body(void *p);
 void *semaphore_5_body(void *p);
 void *notify_one_body(void *p);
 void *select4_body(void *p);
+void *actor_pingpong_body(void *p);
+void *count_body(void *p);
+void *threadring_body(void *p);
+void *actor_memory_body(void *p);
+void *fork_join_create_body(void *p);
 void skynet_setup(void);
 int skynet_n_ok(uint64_t n); /* a power of 10 that fits a word */
 extern const char *const skynet_mode_names[];

@@ -37,6 +37,18 @@
  *   mutex_uncontended, mutex_contended, semaphore_10, semaphore_5,
  *   notify_one, select4   the locks' and select's own benches, described
  *           in bench_sync.c (no peer runs them).
+ *   actor_pingpong   pingpong's work through tr_actor_call to a counter
+ *           actor (500,000 calls); ns per round trip.
+ *   count   Savina: 1,000,000 casts to a counting actor, then one call for
+ *           the total; ns per message.
+ *   threadring   Savina: 100 actors in a ring pass a token 1,000,000 hops;
+ *           ns per hop.
+ *   actor_memory   1,000,000 idle actors (default mailbox, 8-byte state);
+ *           bytes_per_actor= is the RSS growth divided by the count.
+ *   fork_join_create   100,000 times: spawn an actor, call it, stop it;
+ *           ns per actor.  The actor benches are described in
+ *           bench_actors.c; they run on one worker per CPU and take
+ *           --place=spread too.
  *   all     each of the above, each in a fresh (forked) process.
  *
  * Run it beside the peers, from the top of the source tree:
@@ -62,7 +74,7 @@
  *                           subtree then stays on its worker (default)
  *                   balanced: like spread but with TR_WORKER_BALANCED
  *   --stack=BYTES   task stack size for the runtime (0 = TR_STACK_DEFAULT)
- *   --place=MODE    channel benches: local (default): tasks spawned with
+ *   --place=MODE    channel and actor benches: local (default): tasks spawned with
  *                   tr_spawn(), on the spawning task's worker, as a user's
  *                   code would; spread: round robin over the workers
  *   --stats         skynet: count the tasks alive at once (one shared
@@ -171,6 +183,11 @@ static const struct bench {
     {"semaphore_5", semaphore_5_body, 1000000, 2},
     {"notify_one", notify_one_body, 1000000, 0},
     {"select4", select4_body, 2000000, 0},
+    {"actor_pingpong", actor_pingpong_body, 500000, 0},
+    {"count", count_body, 1000000, 0},
+    {"threadring", threadring_body, 1000000, 0},
+    {"actor_memory", actor_memory_body, 1000000, 0},
+    {"fork_join_create", fork_join_create_body, 100000, 0},
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
 
@@ -180,7 +197,8 @@ static void usage(FILE *f) {
             "                    [--place=local|spread] [--stats] <bench|all> [n]\n"
             "benches: switch spawn skynet mpsc_1p1c mpsc_4p1c pingpong broadcast_fanout\n"
             "         watch_updates mutex_uncontended mutex_contended semaphore_10\n"
-            "         semaphore_5 notify_one select4\n"
+            "         semaphore_5 notify_one select4 actor_pingpong count threadring\n"
+            "         actor_memory fork_join_create\n"
             "Prints bench=NAME impl=troupe n=.. secs=.. ops_per_sec=.. ns_per_op=.. ok=.. "
             "threads=..\n");
 }

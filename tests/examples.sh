@@ -10,7 +10,7 @@ b=${top_builddir:-.}/examples
 fail=0
 for ex in hello_tasks "echo_server --selftest" jobs pipeline shared_counter \
           oneshot_result "chat --selftest" config_watch "config_reload --selftest" \
-          "graceful_shutdown --selftest"; do
+          "graceful_shutdown --selftest" counter kv_store socket_writer actor_pipeline; do
     prog=${ex%% *}
     if [ ! -x "$b/$prog" ]; then
         echo "FAIL: $prog was not built"
