@@ -26,5 +26,6 @@
 #include "tr_semaphore.h"
 #include "tr_mutex.h"
 #include "tr_rwlock.h"
+#include "tr_actor.h"
 
 #endif

@@ -276,7 +276,7 @@ bool tr_reply_is_waiting(const tr_reply *r) {
             atomic_load_explicit(&m->w.state, memory_order_relaxed) == TR_WAITER_WAITING);
 }
 
-tr_reply *tr_reply_keep(tr_msg *m) {
+tr_reply *tr_reply_keep(tr_actor_msg *m) {
     if (!m || !m->reply)
         return NULL;
     tr_reply *r = m->reply;

@@ -301,7 +301,7 @@ struct tr__run {
     bool exit_set;              /* tr_actor_exit was called */
     int exit_reason;
     bool sent, kept;            /* the current message's reply was used / taken over */
-    tr_msg msg;
+    tr_actor_msg msg;
     tr__mnode *node;            /* the node of msg */
     _Atomic uint64_t calling;   /* packed ref of the actor it waits on in a call; 0: none */
     jmp_buf jb;

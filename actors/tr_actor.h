@@ -6,7 +6,7 @@
  * carries a reply slot (a pooled oneshot); the caller waits on it with a
  * deadline.  No locks around the state, ever: the mailbox serialises.
  *
- *     static int counter_handle(void *state, tr_msg *m) {
+ *     static int counter_handle(void *state, tr_actor_msg *m) {
  *         uint64_t *count = state;
  *         uint64_t prev = (*count)++;
  *         if (m->reply)
@@ -57,11 +57,6 @@
  *
  * Threads: every function here works from tasks on any worker and, except
  * where it says otherwise, from plain threads (a wait blocks the thread).
- *
- * Check: check.h declares a function named tr_msg (a test result's message).
- * A Check suite that also includes this header hides Check's name while
- * including check.h: `#define tr_msg tr_msg_of_check_` / `#include <check.h>`
- * / `#undef tr_msg` (tests/actor_testutil.h does so).
  */
 #ifndef TR_ACTOR_H
 #define TR_ACTOR_H
@@ -112,11 +107,11 @@ typedef struct tr_reply tr_reply; /* a reply slot; opaque */
  * tr_reply_keep(), possibly from another actor.  A handler that returns
  * with the reply neither sent nor kept drops it: the caller gets
  * TR_EDOWN. */
-typedef struct tr_msg {
+typedef struct tr_actor_msg {
     void *data;
     tr_reply *reply;
     tr_actor_ref from; /* the calling or casting actor; TR_ACTOR_NONE from a plain task */
-} tr_msg;
+} tr_actor_msg;
 
 /* ---- actor types ----------------------------------------------------------------- */
 
@@ -134,7 +129,7 @@ typedef struct tr_actor_type {
     int (*init)(void *state, const void *args);
     /* One message.  Returns 0 to go on, or a reason to end the actor (a
      * crash, unless the reason is NORMAL or SHUTDOWN).  Required. */
-    int (*handle)(void *state, tr_msg *msg);
+    int (*handle)(void *state, tr_actor_msg *msg);
     /* Cleanup, given the reason; the last call with this state.  NULL: none. */
     void (*terminate)(void *state, int reason);
     /* A monitored actor ended (tr_actor_monitor).  NULL: ignored. */
@@ -262,7 +257,7 @@ int tr_actor_try_cast(tr_actor_ref ref, const void *msg);
  * m->reply (NULL for a cast).  If this actor's incarnation ends before the
  * kept reply is answered, the caller gets TR_EDOWN then; the slot stays
  * the keeper's until it sends (TR_ECLOSED) or drops it. */
-tr_reply *tr_reply_keep(tr_msg *m);
+tr_reply *tr_reply_keep(tr_actor_msg *m);
 
 /* Answers a call: copies value (reply_size bytes) to the caller.  Uses the
  * slot up (the pointer is invalid afterwards).  Returns 0, TR_ECLOSED when

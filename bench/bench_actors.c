@@ -62,7 +62,7 @@ enum { CNT_FETCH_ADD, CNT_GET };
 
 /* Replies (to a call) with the count before the command; FETCH_ADD
  * increments, GET does not. */
-static int counter_handle(void *state, tr_msg *m) {
+static int counter_handle(void *state, tr_actor_msg *m) {
     uint64_t *count = state;
     uint64_t before = *count;
     if (*(const uint64_t *)m->data == CNT_FETCH_ADD)
@@ -153,7 +153,7 @@ static int ring_init(void *state, const void *args) {
     return 0;
 }
 
-static int ring_handle(void *state, tr_msg *m) {
+static int ring_handle(void *state, tr_actor_msg *m) {
     ring_state *st = state;
     const ring_msg *in = m->data;
     if (in->kind == RING_LINK) {
@@ -215,7 +215,7 @@ void *threadring_body(void *p) {
 
 /* ---- actor_memory --------------------------------------------------------------- */
 
-static int idle_handle(void *state, tr_msg *m) {
+static int idle_handle(void *state, tr_actor_msg *m) {
     (void)state;
     (void)m;
     return 0;
@@ -291,7 +291,7 @@ static int echo_init(void *state, const void *args) {
 }
 
 /* Replies with its start argument plus the request. */
-static int echo_handle(void *state, tr_msg *m) {
+static int echo_handle(void *state, tr_actor_msg *m) {
     uint64_t v = *(uint64_t *)state + *(const uint64_t *)m->data;
     return m->reply ? tr_reply_send(m->reply, &v) : 0;
 }

@@ -69,7 +69,7 @@ static int stage_init(void *state, const void *args) {
     return 0;
 }
 
-static int fetch_handle(void *state, tr_msg *m) {
+static int fetch_handle(void *state, tr_actor_msg *m) {
     stage_state *st = state;
     raw_page page = {.id = *(const int *)m->data};
     snprintf(page.url, sizeof page.url, "https://example.org/%d", page.id);
@@ -88,7 +88,7 @@ static const tr_actor_type fetch_type = {
 
 /* ---- stage 2: parse ------------------------------------------------------------- */
 
-static int parse_handle(void *state, tr_msg *m) {
+static int parse_handle(void *state, tr_actor_msg *m) {
     stage_state *st = state;
     const raw_page *raw = m->data;
     parsed_page out = {.id = raw->id, .bytes = strlen(raw->body)};
@@ -114,7 +114,7 @@ typedef struct {
     int out_of_order;
 } totals;
 
-static int store_handle(void *state, tr_msg *m) {
+static int store_handle(void *state, tr_actor_msg *m) {
     totals *t = state;
     if (m->reply) { /* the one call: how much was stored */
         tr_reply_send(m->reply, t);

@@ -43,7 +43,7 @@
 
 enum counter_cmd { COUNTER_FETCH_ADD, COUNTER_GET };
 
-static int counter_handle(void *state, tr_msg *m) {
+static int counter_handle(void *state, tr_actor_msg *m) {
     uint64_t *count = state;
     int cmd = *(const int *)m->data;
     uint64_t before = *count;

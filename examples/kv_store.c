@@ -156,7 +156,7 @@ static int kv_init(void *state, const void *args) {
     return t->buckets ? 0 : TR_ENOMEM; /* spawn returns it; nothing is left behind */
 }
 
-static int kv_handle(void *state, tr_msg *m) {
+static int kv_handle(void *state, tr_actor_msg *m) {
     kv_table *t = state;
     const kv_request *rq = m->data;
     kv_reply rp = {0};

@@ -68,7 +68,7 @@ static int writer_init(void *state, const void *args) {
     return w->fd < 0 ? w->fd : 0; /* a failed connect is the spawn's error */
 }
 
-static int writer_handle(void *state, tr_msg *m) {
+static int writer_handle(void *state, tr_actor_msg *m) {
     writer_state *w = state;
     const writer_msg *msg = m->data;
     if (msg->kind == WRITE) {

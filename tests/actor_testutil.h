@@ -16,12 +16,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Check's check.h declares a function tr_msg() (a test result's message),
- * which is also the name of troupe's message type: hide Check's while it is
- * included (its include guard keeps testutil.h from including it again). */
-#define tr_msg tr_msg_of_check_
-#include <check.h>
-#undef tr_msg
 
 #include "testutil.h"
 #include "tr_actor.h"
@@ -152,12 +146,12 @@ static void probe_terminate(void *st, int reason) {
     atomic_fetch_add(&P.terminates, 1);
 }
 
-static inline void reply_long(tr_msg *m, long v) {
+static inline void reply_long(tr_actor_msg *m, long v) {
     if (m->reply)
         ck_assert_tr_ok(tr_reply_send(m->reply, &v));
 }
 
-static int probe_handle(void *st, tr_msg *m) {
+static int probe_handle(void *st, tr_actor_msg *m) {
     pstate *s = st;
     tmsg *t = m->data;
     payload_free(t->payload);

@@ -53,7 +53,7 @@ START_TEST(spawn_basic) {
 }
 END_TEST
 
-static int noop_handle(void *s, tr_msg *m) {
+static int noop_handle(void *s, tr_actor_msg *m) {
     (void)s;
     (void)m;
     return 0;
@@ -161,7 +161,7 @@ static int child_init(void *st, const void *args) {
 static const tr_actor_type child_type = {.name = "child", .msg_size = sizeof(int),
                                          .init = child_init, .handle = noop_handle};
 
-static int parent_handle(void *st, tr_msg *m) {
+static int parent_handle(void *st, tr_actor_msg *m) {
     (void)st;
     tr_actor_ref me = tr_actor_self(), child;
     ck_assert_tr_ok(tr_actor_spawn(&child, &child_type, NULL, NULL));
@@ -477,7 +477,7 @@ END_TEST
 
 static int selfish_rc[3];
 
-static int selfish_handle(void *s, tr_msg *m) {
+static int selfish_handle(void *s, tr_actor_msg *m) {
     (void)s;
     tr_actor_ref me = tr_actor_self();
     selfish_rc[0] = tr_actor_stop(me, 0, tr_after_ms(100));
@@ -666,7 +666,7 @@ typedef struct many_arg {
     atomic_int *sum;
 } many_arg;
 
-static int count_handle(void *s, tr_msg *m) {
+static int count_handle(void *s, tr_actor_msg *m) {
     long *st = s;
     *st += *(int *)m->data;
     if (*st == 3)

@@ -439,7 +439,7 @@ END_TEST
  * (freed by the replier) — never both, never neither. */
 static atomic_int replies_made, replies_received, replies_refused;
 
-static int slow_handle(void *s, tr_msg *m) {
+static int slow_handle(void *s, tr_actor_msg *m) {
     unsigned *seed = s;
     tmsg *t = m->data;
     payload_free(t->payload);
