@@ -41,7 +41,6 @@
 
 #define TR_BUDGET 128          /* ready waits before a forced yield, as Tokio */
 #define TR_POLL_EVERY 61       /* task switches between two visits to the scheduler */
-#define TR_IDLE_SPIN_NS 20000  /* an idle worker watches its inject queue this long before sleeping */
 #define TR_POLL_NS 50000       /* a busy worker looks at its loop this often, at most */
 #define TR_TASK_CACHE_MAX 1024 /* free task structs a worker keeps */
 #define TR_LIFO_MAX 3          /* LIFO-slot picks in a row, as Tokio */

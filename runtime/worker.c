@@ -327,32 +327,6 @@ int tr__worker_init(tr_runtime *rt, tr_worker *w, int id) {
     return 0;
 }
 
-/* Before sleeping in the kernel, an idle worker watches its inject queue
- * for a little while (as Go's spinning threads do).  Tasks that hand work
- * back and forth across workers — a lock passed between them, a request
- * and its reply — then find the other worker awake: the wake is a push on
- * its queue, and libev's ev_async_send() makes no system call while the
- * loop is not blocked.  Sleeping at once would cost an eventfd write and
- * an epoll wake-up, a few microseconds, per hand-over.  The price is at
- * most TR_IDLE_SPIN_NS of CPU each time a worker runs out of work; timers
- * and fds are looked at after the spin, so they can be that much late.
- * Returns true when work arrived. */
-static bool idle_spin(tr_worker *w) {
-    int64_t until = tr_now() + TR_IDLE_SPIN_NS;
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(&w->inject, memory_order_relaxed))
-            return true;
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#elif defined(__aarch64__)
-        __asm__ __volatile__("yield");
-#endif
-        if ((i & 63) == 0 && (tr_now() >= until ||
-                              atomic_load_explicit(&w->rt->exiting, memory_order_relaxed)))
-            return false;
-    }
-}
-
 void *tr__worker_main(void *arg) {
     tr_worker *w = arg;
     tr_runtime *rt = w->rt;
@@ -393,8 +367,6 @@ void *tr__worker_main(void *arg) {
         }
         if (atomic_load_explicit(&rt->exiting, memory_order_acquire))
             break;
-        if (idle_spin(w))
-            continue;
         ev_run(w->loop, EVRUN_ONCE);
     }
     drain_inject(w); /* pokes of returned tasks still hold references */
