@@ -22,6 +22,22 @@
  * the receiver will touch the struct again.  So taking a value that came
  * before recv, and dropping a receiver after the reply, cost no atomic
  * read-modify-write at all — what a request/reply round trip spends.
+ *
+ * And the sender gets one when the receiver is parked in a plain recv on
+ * the sender's own thread (a task of the same worker: the usual reply to
+ * a request from a task spawned next to the server).  The parked recv
+ * records its thread in rx_tid_; a sender that finds its own thread there
+ * knows that the receiver cannot run while it does, and neither can the
+ * receiver's deadline timer or cancellation, which run on that worker's
+ * thread too.  The receiver's calls do not overlap (see tr_oneshot.h), so
+ * nobody else touches os: the sender completes the receive with plain
+ * loads and stores, without the lock and without the claim's
+ * compare-and-swap (as the runtime's join of a task of the same worker
+ * does).  A request/reply round trip between two tasks of one worker then
+ * spends a single read-modify-write on its oneshot: the receiver's lock
+ * when it parks.  rx_tid_ is set only by a recv that parks into an empty
+ * queue, and cleared by whoever unlinks an entry from rxq_, so a thread
+ * found there always belongs to the entry at the head.
  */
 #include "config.h"
 
@@ -41,6 +57,18 @@ enum {
 };
 
 static inline bool valid(const tr_oneshot *os) { return os && os->magic_ == OS_MAGIC; }
+
+/* The running thread, as the address of a thread-local byte: tasks run on
+ * their worker's thread, so two calls see the same address exactly when
+ * they run on the same thread. */
+static __thread char tid_anchor __attribute__((tls_model("initial-exec")));
+
+static inline void *self_tid(void) { return &tid_anchor; }
+
+/* An entry left rxq_ (lock held, or the local send): forget the thread. */
+static inline void rx_tid_clear(tr_oneshot *os) {
+    atomic_store_explicit(&os->rx_tid_, NULL, memory_order_relaxed);
+}
 
 static inline unsigned st_get(tr_oneshot *os) {
     return atomic_load_explicit(&os->state_, memory_order_relaxed);
@@ -77,6 +105,7 @@ static int init_common(tr_oneshot *os, void *buf, size_t size, const tr_chan_opt
     os->buf_ = buf ? buf : os->inline_.bytes_;
     tr_waitq_init(&os->rxq_);
     tr_waitq_init(&os->txq_);
+    atomic_init(&os->rx_tid_, NULL);
     os->drop_ = opts ? opts->drop : NULL;
     os->drop_ctx_ = opts ? opts->drop_ctx : NULL;
     os->release_ = NULL;
@@ -126,8 +155,9 @@ int tr_oneshot_reset(tr_oneshot *os) {
     return 0;
 }
 
-/* After the last side's unlock: nothing of os is touched by anyone else. */
-static void finish_last(tr_oneshot *os, bool drop_value) {
+/* After the last side's unlock: nothing of os is touched by anyone else.
+ * Inline for its common case, nothing to do. */
+static inline void finish_last(tr_oneshot *os, bool drop_value) {
     if (drop_value && os->drop_)
         os->drop_(os->buf_, os->drop_ctx_);
     if (os->release_)
@@ -136,9 +166,34 @@ static void finish_last(tr_oneshot *os, bool drop_value) {
 
 /* ---- sender ------------------------------------------------------------------ */
 
+/* The receiver is parked in a plain recv on this thread (rx_tid_ said so):
+ * it, its deadline and its cancellation all wait for us to return, so a
+ * load and a store claim it.  False if it timed out or was cancelled
+ * before we came (it will unlink itself), or if another recv (misuse) is
+ * queued behind it: then the locked path. */
+static bool send_local(tr_oneshot *os, const void *value) {
+    tr_wait *e = os->rxq_.head;
+    tr_waiter *w = e->waiter;
+    if (e->next || atomic_load_explicit(&w->state, memory_order_relaxed) != TR_WAITER_WAITING)
+        return false;
+    atomic_store_explicit(&w->state, TR_WAITER_CLAIMED, memory_order_relaxed);
+    w->winner = e;
+    tr_waitq_remove(&os->rxq_, e);
+    rx_tid_clear(os);
+    size_t size = os->size_;
+    st_set(os, st_get(os) | S_TX_DONE | S_TERM); /* our last touch of os */
+    copy_value(e->data, value, size);
+    e->result = 0;
+    tr_waiter_wake(w);
+    return true;
+}
+
 int tr_oneshot_send(tr_oneshot *os, const void *value) {
     if (!valid(os) || !value)
         return TR_EINVAL;
+    if (atomic_load_explicit(&os->rx_tid_, memory_order_relaxed) == self_tid() &&
+        send_local(os, value))
+        return 0;
     tr_spin_lock(&os->lock_);
     unsigned st = st_get(os);
     if (st & S_TX_DONE) {
@@ -154,7 +209,11 @@ int tr_oneshot_send(tr_oneshot *os, const void *value) {
             finish_last(os, false);
         return TR_ECLOSED;
     }
-    tr_wait *e = tr_waitq_claim_next(&os->rxq_);
+    tr_wait *e = NULL;
+    if (!tr_waitq_empty(&os->rxq_)) {
+        rx_tid_clear(os);
+        e = tr_waitq_claim_next(&os->rxq_);
+    }
     if (!e) {
         copy_value(os->buf_, value, os->size_);
         st_set(os, st | S_VALUE);
@@ -187,6 +246,7 @@ int tr_oneshot_tx_drop(tr_oneshot *os) {
     }
     st |= S_TX_DONE;
     tr_wait *list = NULL;
+    rx_tid_clear(os);
     tr_waitq_claim_all(&os->rxq_, TR_ECLOSED, &list);
     if (list)
         st |= S_TERM;
@@ -299,12 +359,16 @@ int tr_oneshot_recv(tr_oneshot *os, void *out, int64_t deadline) {
     tr_wait e;
     tr_waiter_init(&w);
     tr_wait_init(&e, &w, out);
+    if (tr_waitq_empty(&os->rxq_))
+        atomic_store_explicit(&os->rx_tid_, self_tid(), memory_order_relaxed);
     tr_waitq_push(&os->rxq_, &e);
     rc = tr_waiter_park(&w, &os->lock_, deadline);
     if (rc) {
         tr_spin_lock(&os->lock_);
-        if (e.linked)
+        if (e.linked) {
             tr_waitq_remove(&os->rxq_, &e);
+            rx_tid_clear(os);
+        }
         tr_spin_unlock(&os->lock_);
         return rc;
     }
@@ -344,6 +408,7 @@ int tr_oneshot_close(tr_oneshot *os) {
     tr_wait *txs = NULL, *rxs = NULL;
     tr_waitq_claim_all(&os->txq_, 0, &txs);
     if (!(st & S_VALUE)) { /* a recv parked elsewhere now ends with TR_ECLOSED */
+        rx_tid_clear(os);
         tr_waitq_claim_all(&os->rxq_, TR_ECLOSED, &rxs);
         if (rxs)
             st |= S_TERM;
@@ -374,6 +439,7 @@ int tr_oneshot_rx_drop(tr_oneshot *os) {
     st = (st & ~(unsigned)S_VALUE) | S_RX_DROPPED | S_CLOSED;
     tr_wait *txs = NULL, *rxs = NULL;
     tr_waitq_claim_all(&os->txq_, 0, &txs);
+    rx_tid_clear(os);
     tr_waitq_claim_all(&os->rxq_, TR_ECLOSED, &rxs);
     bool last = st & S_TX_DONE; /* a value implies the sender ended */
     st_set(os, st);
@@ -415,8 +481,10 @@ static int recv_arm(tr_clause *c, tr_wait *e) {
 static void recv_disarm(tr_clause *c, tr_wait *e) {
     tr_oneshot *os = c->obj;
     tr_spin_lock(&os->lock_);
-    if (e->linked)
+    if (e->linked) {
         tr_waitq_remove(&os->rxq_, e);
+        rx_tid_clear(os);
+    }
     tr_spin_unlock(&os->lock_);
 }
 
