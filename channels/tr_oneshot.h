@@ -76,17 +76,18 @@ typedef void (*tr_oneshot_release_fn)(tr_oneshot *os, void *ctx);
 
 /* The caller's storage.  Every field is private: use the functions. */
 struct tr_oneshot {
+    /* what a request/reply touches, in its first 64 bytes */
     tr_spin lock_;
-    _Atomic unsigned state_; /* written under lock_, read lock-free */
     uint32_t magic_;
+    _Atomic uintptr_t state_; /* written under lock_, read lock-free */
     size_t size_;
     void *buf_;
     tr_waitq rxq_; /* receivers parked in recv (one, unless misused) */
-    tr_waitq txq_; /* the sender parked in closed() */
-    _Atomic(void *) rx_tid_; /* thread of a recv parked alone in rxq_ */
-    tr_drop_fn drop_;
-    void *drop_ctx_;
     tr_oneshot_release_fn release_;
+    tr_drop_fn drop_;
+    /* the rest */
+    tr_waitq txq_; /* the sender parked in closed() */
+    void *drop_ctx_;
     void *release_ctx_;
     union {
         max_align_t align_;
