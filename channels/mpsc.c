@@ -29,11 +29,12 @@
 
 /* ---- the biased lock (see mpsc_internal.h) --------------------------------------- */
 
-__thread char mpsc_tid_anchor;
+__thread char mpsc_tid_anchor __attribute__((aligned(64)));
 
-/* The streak of one thread that biases a lock, at first and at most. */
-#define BIAS_AFTER_FIRST 64u
-#define BIAS_AFTER_MAX (1u << 20)
+/* Full counts (31 takes in a row each) that bias a lock: at first, and at
+ * most after revocations have doubled it. */
+#define ROUNDS_FIRST 2u
+#define ROUNDS_MAX (1u << 15)
 
 static pthread_once_t asym_once = PTHREAD_ONCE_INIT;
 static bool asym_ok;
@@ -42,11 +43,22 @@ static void asym_init(void) {
     asym_ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
-/* Whether biasing is possible: membarrier() works here.  Asked once per
- * process, and only by a lock that is about to be biased. */
+/* Whether biasing is possible: membarrier() works here.  Asked by a lock
+ * about to be biased; the answer comes from the registration below. */
 static bool asym_available(void) {
     pthread_once(&asym_once, asym_init);
     return asym_ok;
+}
+
+/* Registering is cheap (a few microseconds) only while the process has a
+ * single thread: with more, the kernel waits for an RCU grace period,
+ * 15-25 ms measured here, which a lock about to be biased would spend
+ * with its spin lock held.  So it is done when the library is loaded,
+ * before main() starts any thread (a dlopen() into a threaded process
+ * pays the grace period there, once).  The registration is inherited
+ * across fork(). */
+__attribute__((constructor)) static void asym_register_early(void) {
+    pthread_once(&asym_once, asym_init);
 }
 
 /* Every thread of the process passes a full barrier before this returns.
@@ -62,36 +74,35 @@ static void asym_barrier(void) {
     abort();
 }
 
-void mpsc_lock_slow(tr_mpsc_chan *ch, void *me) {
-    tr_spin_lock(&ch->lock);
-    if (atomic_load_explicit(&ch->bias, memory_order_relaxed) != NULL) {
-        /* Biased to another thread (only the owner's own store makes it
-         * `me`, and we would have entered by its path): revoke. */
-        atomic_store_explicit(&ch->bias, NULL, memory_order_relaxed);
-        asym_barrier();
-        for (unsigned spins = 0; atomic_load_explicit(&ch->owner_in, memory_order_acquire);
-             spins++) {
-            if (spins < 64) {
+void mpsc_lock_revoke(tr_mpsc_chan *ch) {
+    atomic_store_explicit(&ch->bias, 0, memory_order_relaxed);
+    asym_barrier();
+    for (unsigned spins = 0; atomic_load_explicit(&ch->owner_in, memory_order_acquire); spins++) {
+        if (spins < 64) {
 #if defined(__x86_64__) || defined(__i386__)
-                __builtin_ia32_pause();
+            __builtin_ia32_pause();
 #endif
-            } else {
-                sched_yield(); /* the owner was preempted inside */
-            }
+        } else {
+            sched_yield(); /* the owner was preempted inside */
         }
-        if (ch->lk_bias_after < BIAS_AFTER_MAX)
-            ch->lk_bias_after *= 2;
-        ch->lk_last = NULL;
     }
-    ch->lk_fast = false; /* only now: the owner's section may have been using it */
-    if (ch->lk_last != me) {
-        ch->lk_last = me;
-        ch->lk_streak = 1;
-    } else if (++ch->lk_streak >= ch->lk_bias_after && asym_available()) {
-        /* Ours from the next time on; this section ends on `lock`. */
-        atomic_store_explicit(&ch->bias, me, memory_order_relaxed);
-    }
+    if (ch->lk_rounds_after < ROUNDS_MAX)
+        ch->lk_rounds_after *= 2;
+    ch->lk_rounds = ch->lk_rounds_after;
+    ch->lk_cand = 0;
 }
+
+void mpsc_lock_round(tr_mpsc_chan *ch, uintptr_t me) {
+    /* lk_rounds is shared by all threads' counts, which only makes the
+     * heuristic a little more eager; it is written once per full count. */
+    ch->lk_cand = me | BIAS_CAND | 2; /* count again (should the bias go) */
+    if (ch->lk_rounds > 1)
+        ch->lk_rounds--;
+    else if (asym_available()) /* ours from the next time on; this section ends on `lock` */
+        atomic_store_explicit(&ch->bias, me, memory_order_relaxed);
+}
+
+void mpsc_lock_slow(tr_mpsc_chan *ch, uintptr_t me) { mpsc_lock_spin(ch, me); }
 
 /* ---- unbounded storage -------------------------------------------------- */
 
@@ -178,16 +189,10 @@ void mpsc_free_blocks(mpsc_block *b) {
 tr_wait *mpsc_rx_claim_locked(tr_mpsc_chan *ch) {
     tr_wait *e;
     while ((e = tr_waitq_pop(&ch->rxq)) != NULL) {
-        if (e == ch->rx_plain) {
-            ch->rx_plain = NULL;
-            if (ch->rx_tid == mpsc_self()) {
-                tr_waiter *w = e->waiter;
-                if (atomic_load_explicit(&w->state, memory_order_relaxed) != TR_WAITER_WAITING)
-                    continue; /* timed out or cancelled: it unparks itself */
-                atomic_store_explicit(&w->state, TR_WAITER_CLAIMED, memory_order_relaxed);
-                w->winner = e;
+        if (e->clause < 0 && e->n == mpsc_self()) {
+            if (rx_claim_local(e))
                 return e;
-            }
+            continue; /* timed out or cancelled: it unparks itself */
         }
         if (tr_waiter_claim(e->waiter, e))
             return e;
@@ -200,7 +205,7 @@ bool mpsc_handoff_slow(tr_mpsc_chan *ch, const void *value, tr_wait **wake) {
     if (!e)
         return false;
     mpsc_copy(e->data, value, ch->elem);
-    e->result = e->n ? 1 : 0; /* recv_many waiters carry their max in n */
+    e->result = rx_handoff_result(e);
     wake_list_add(wake, e);
     return true;
 }
@@ -245,10 +250,8 @@ void mpsc_release_locked(tr_mpsc_chan *ch, size_t k, tr_wait **wake) {
 }
 
 void mpsc_check_done_locked(tr_mpsc_chan *ch, tr_wait **wake) {
-    if (!tr_waitq_empty(&ch->rxq) && rx_done_locked(ch)) {
-        rxq_forget_plain(ch);
+    if (!tr_waitq_empty(&ch->rxq) && rx_done_locked(ch))
         tr_waitq_claim_all(&ch->rxq, TR_ECLOSED, wake);
-    }
 }
 
 void mpsc_close_locked(tr_mpsc_chan *ch, tr_wait **wake) {
@@ -298,8 +301,8 @@ static int chan_new(tr_mpsc_tx **tx, tr_mpsc_rx **rx, size_t cap, bool bounded, 
     }
     tr_spin_init(&ch->lock);
     atomic_init(&ch->owner_in, 0);
-    atomic_init(&ch->bias, NULL);
-    ch->lk_bias_after = BIAS_AFTER_FIRST;
+    atomic_init(&ch->bias, 0);
+    ch->lk_rounds = ch->lk_rounds_after = ROUNDS_FIRST;
     ch->avail = ch->cap;
     tr_waitq_init(&ch->rxq);
     tr_waitq_init(&ch->sendq);

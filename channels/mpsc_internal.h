@@ -64,34 +64,51 @@ struct tr_mpsc_weak {
  *
  * A biased lock (the JVM's idea, with Linux's membarrier() for the
  * asymmetric fence, as in liburcu).  `bias` names the thread that owns the
- * bias, or is NULL.  The owner enters with
+ * bias, or is 0.  The owner enters with
  *
  *     owner_in = 1; (compiler barrier) if (bias == me) enter; else back off
  *
  * and leaves with owner_in = 0 — no read-modify-write, no fence.  Every
- * other thread takes `spin`; finding a bias there, it revokes it:
+ * other thread takes `lock` (a tr_spin); finding a bias there, it
+ * revokes it:
  *
- *     bias = NULL; membarrier(); wait while owner_in
+ *     bias = 0; membarrier(); wait while owner_in
  *
  * membarrier(PRIVATE_EXPEDITED) makes every thread of the process pass a
  * full barrier before it returns, which is what the owner's missing fence
  * needs: either the owner's load of bias comes after that barrier and sees
- * NULL (it backs off to `spin`, which the revoker holds), or its store of
+ * 0 (it backs off to `lock`, which the revoker holds), or its store of
  * owner_in came before it and the revoker sees 1 and waits for the owner's
- * release.  Only the thread that took `spin` many times in a row
- * (bias_after) makes itself the owner, under `spin`; bias_after doubles at
- * every revocation.  Without membarrier (old kernel, seccomp) nothing is
- * ever biased and this is a tr_spin plus one predictable branch.
+ * release.  Only a thread that took `lock` about 64 times in a row (two
+ * full counts of lk_cand, see below) makes itself the owner, under
+ * `lock`; every revocation doubles the counts the next bias needs.
+ * Without membarrier (old kernel, seccomp) nothing is ever biased and
+ * this is a tr_spin plus a count.
+ *
+ * What it costs a channel that threads really share: a load of `bias`
+ * (a line of its own that stays shared) before the exchange on `lock`,
+ * and a store of lk_cand in the line the exchange has just taken.  Spin
+ * locks between two busy cores are sensitive to how long a section is
+ * and to who wins the race after an unlock; the benches' spread variants
+ * (tasks on two workers) move by +-20% from run to run and from one code
+ * layout to the next, with or without this.
  *
  * Sections never wait and never run user code, so an owner inside one is
  * running (or preempted by the kernel: the revoker yields while it waits).
  * Tasks never change thread, so "the same thread" covers every task of a
  * worker. */
 
-/* The running thread, as the address of a thread-local byte. */
-extern __thread char mpsc_tid_anchor __attribute__((tls_model("initial-exec"), visibility("hidden")));
+/* The running thread, as the address of a thread-local byte (aligned, so
+ * that the bias word has room for a count below it). */
+extern __thread char mpsc_tid_anchor
+    __attribute__((tls_model("initial-exec"), visibility("hidden"), aligned(64)));
 
-static inline void *mpsc_self(void) { return &mpsc_tid_anchor; }
+static inline uintptr_t mpsc_self(void) { return (uintptr_t)&mpsc_tid_anchor; }
+
+/* For the functions on the benchmarks' hot paths: start them on a cache
+ * line, so that how they decode does not depend on where the rest of the
+ * library happens to put them. */
+#define MPSC_HOT __attribute__((aligned(64)))
 
 typedef struct mpsc_block {
     struct mpsc_block *next;
@@ -106,25 +123,27 @@ typedef struct tr_mpsc_chan {
     size_t ring_bytes; /* cap * elem */
     tr_drop_fn drop;
     void *drop_ctx;
+    /* The owner of the lock's bias, or 0: read by every operation before
+     * it takes the lock, so it stays out of the line the lock word is in
+     * (a read there first would cost a cache line's trip between cores
+     * that share the channel); written only to bias and to revoke. */
+    _Atomic uintptr_t bias;
 
-    /* ---- written on every operation ---- */
-    _Alignas(64) tr_spin lock; /* see "the lock" */
-    atomic_int owner_in;       /* the bias owner is inside */
-    _Atomic(void *) bias;      /* the thread the lock is biased to, or NULL */
-    bool lk_fast;              /* the holder came in by the owner's path */
+    /* ---- written on every operation: one cache line ---- */
+    _Alignas(64) tr_spin lock;      /* see "the lock" */
+    _Atomic unsigned char owner_in; /* the bias owner is inside */
+    bool lk_fast;    /* an owner's section is running (true only then) */
     bool rx_closed;  /* close() called or receiver dropped */
     bool rx_dropped;
+    uintptr_t lk_cand; /* under `lock`: the candidate for a bias, or 0 */
     size_t len;      /* values queued */
     size_t avail;    /* bounded: free slots */
     size_t head_off; /* bounded: byte offset in ring of the oldest value */
     size_t tail_off; /* bounded: byte offset in ring of the next free slot */
     tr_waitq rxq;    /* parked receivers (one, unless misused) */
+
+    /* ---- read on every operation, written when a sender waits ---- */
     tr_waitq sendq;  /* waiting senders / reservers, FIFO */
-    /* The entry of a plain recv parked alone in rxq and its thread: a
-     * sender on that thread claims it with a load and a store (see
-     * mpsc_rx_claim_locked).  Whoever unlinks it clears rx_plain. */
-    tr_wait *rx_plain;
-    void *rx_tid;
 
     /* ---- unbounded storage, under the lock ---- */
     _Alignas(64) mpsc_block *hblk, *tblk; /* oldest / newest block */
@@ -133,9 +152,8 @@ typedef struct tr_mpsc_chan {
     size_t ncache, nblocks;               /* cached / all blocks held */
 
     /* ---- rarely written, under the lock ---- */
-    void *lk_last;               /* the thread that last took `lock` */
-    unsigned lk_streak;          /* ... how many times in a row */
-    unsigned lk_bias_after;      /* the streak that biases the lock */
+    unsigned lk_rounds;          /* full counts still to make before a bias */
+    unsigned lk_rounds_after;    /* what lk_rounds restarts from: grows */
     size_t permits_out; /* slots held by outstanding permits */
     size_t strong, weak;
     size_t refs;        /* handles + permits holding slots */
@@ -159,27 +177,72 @@ static inline tr_mpsc_chan *chan_of_weak(const tr_mpsc_weak *w) {
     return MPSC_CONTAINER(w, weak_h);
 }
 
-void mpsc_lock_slow(tr_mpsc_chan *ch, void *me);
+/* The candidate word: 0, or thread | count << 1 | 1, the thread (its
+ * anchor, 64-byte aligned) that took `lock` count times in a row (1..31).
+ * It lives in the line the lock word is in, so that counting costs one
+ * store in a line every operation writes anyway. */
+#define BIAS_CAND 1u
+#define BIAS_COUNT_MASK 62u /* count << 1 */
 
-static inline void mpsc_lock(tr_mpsc_chan *ch) {
-    void *me = mpsc_self();
+/* The owner's way in: true if the lock is biased to this thread and is
+ * now held by it; false otherwise (then nothing is held). */
+static inline bool mpsc_lock_owner(tr_mpsc_chan *ch, uintptr_t me) {
     if (__builtin_expect(atomic_load_explicit(&ch->bias, memory_order_relaxed) == me, 1)) {
         atomic_store_explicit(&ch->owner_in, 1, memory_order_relaxed);
         atomic_signal_fence(memory_order_seq_cst); /* the store stays before the load */
         if (__builtin_expect(atomic_load_explicit(&ch->bias, memory_order_acquire) == me, 1)) {
             ch->lk_fast = true;
-            return;
+            return true;
         }
         atomic_store_explicit(&ch->owner_in, 0, memory_order_release); /* revoked */
     }
-    mpsc_lock_slow(ch, me);
+    return false;
 }
+
+/* `lock` is held, the lock biased to another thread: revokes the bias. */
+void mpsc_lock_revoke(tr_mpsc_chan *ch);
+/* `lock` is held by `me`, which made a full count. */
+void mpsc_lock_round(tr_mpsc_chan *ch, uintptr_t me);
+
+/* Everyone else's way in: `lock`, then the bookkeeping of the bias, all
+ * inline — on a lock that threads share, the section's length is what
+ * the other thread waits for, and a call in it showed. */
+static inline __attribute__((always_inline)) void mpsc_lock_spin(tr_mpsc_chan *ch, uintptr_t me) {
+    tr_spin_lock(&ch->lock);
+    if (__builtin_expect(atomic_load_explicit(&ch->bias, memory_order_relaxed) != 0, 0))
+        mpsc_lock_revoke(ch); /* another thread's (we would have entered as the owner) */
+    uintptr_t c = ch->lk_cand;
+    if ((c & ~(uintptr_t)BIAS_COUNT_MASK) != (me | BIAS_CAND))
+        ch->lk_cand = me | BIAS_CAND | 2; /* count 1 */
+    else if (__builtin_expect((c & BIAS_COUNT_MASK) != BIAS_COUNT_MASK, 1))
+        ch->lk_cand = c + 2;
+    else
+        mpsc_lock_round(ch, me);
+}
+
+/* The lock, either way (out of line but for the owner's path: for the
+ * calls that are not on a hot path). */
+void mpsc_lock_slow(tr_mpsc_chan *ch, uintptr_t me);
+
+static inline void mpsc_lock(tr_mpsc_chan *ch) {
+    uintptr_t me = mpsc_self();
+    if (!mpsc_lock_owner(ch, me))
+        mpsc_lock_slow(ch, me);
+}
+
+/* Unlocking when the way in is known.  lk_fast goes back to false before
+ * the release, so that a revoker taking over finds it false. */
+static inline void mpsc_unlock_owner(tr_mpsc_chan *ch) {
+    ch->lk_fast = false;
+    atomic_store_explicit(&ch->owner_in, 0, memory_order_release);
+}
+static inline void mpsc_unlock_spin(tr_mpsc_chan *ch) { tr_spin_unlock(&ch->lock); }
 
 static inline void mpsc_unlock(tr_mpsc_chan *ch) {
     if (__builtin_expect(ch->lk_fast, 1))
-        atomic_store_explicit(&ch->owner_in, 0, memory_order_release);
+        mpsc_unlock_owner(ch);
     else
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock_spin(ch);
 }
 
 static inline tr_clause *clause_of(tr_wait *e) {
@@ -269,33 +332,43 @@ int mpsc_unb_room_locked(tr_mpsc_chan *ch);
 void mpsc_free_blocks(mpsc_block *b);
 
 /* Pops the parked receivers until one is claimed; NULL if none could be.
- * A plain recv parked on this very thread (rx_plain, rx_tid) is claimed
+ * A plain recv parked on this very thread (its entry says so) is claimed
  * with a load and a store: its waiter has that one entry, claims of it
  * happen under our lock, and its deadline and cancellation run on its
  * worker's thread — ours, busy with us.  (The runtime's join of a task of
  * the same worker does the same.) */
 tr_wait *mpsc_rx_claim_locked(tr_mpsc_chan *ch);
 
-/* The same, with its common case inline: one plain recv of this thread,
- * alone in rxq, still waiting. */
+/* Entries of plain recv / recv_many calls say so in `clause` (a select's
+ * entries have their index there, >= 0) and carry their thread in `n`. */
+enum { RX_PLAIN = -1, RX_PLAIN_MANY = -2 };
+
+/* What a value handed to entry e reports: 1 for a recv_many, else 0. */
+static inline int rx_handoff_result(const tr_wait *e) {
+    return e->clause == RX_PLAIN_MANY || (e->clause >= 0 && e->n) ? 1 : 0;
+}
+
+/* A plain recv's entry of this thread, still waiting: claimed with a load
+ * and a store (see mpsc_rx_claim_locked). */
+static inline bool rx_claim_local(tr_wait *e) {
+    tr_waiter *w = e->waiter;
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) != TR_WAITER_WAITING)
+        return false;
+    atomic_store_explicit(&w->state, TR_WAITER_CLAIMED, memory_order_relaxed);
+    w->winner = e;
+    return true;
+}
+
+/* mpsc_rx_claim_locked with its common case inline: the first parked
+ * receiver is a plain recv of this thread, still waiting. */
 static inline tr_wait *mpsc_rx_claim_fast_locked(tr_mpsc_chan *ch) {
     tr_wait *e = ch->rxq.head;
-    if (e && e == ch->rx_plain && !e->next && ch->rx_tid == mpsc_self()) {
-        tr_waiter *w = e->waiter;
-        if (atomic_load_explicit(&w->state, memory_order_relaxed) == TR_WAITER_WAITING) {
-            atomic_store_explicit(&w->state, TR_WAITER_CLAIMED, memory_order_relaxed);
-            w->winner = e;
-            ch->rxq.head = ch->rxq.tail = NULL;
-            e->linked = false; /* next and prev are NULL already */
-            ch->rx_plain = NULL;
-            return e;
-        }
+    if (e && e->clause < 0 && e->n == mpsc_self() && rx_claim_local(e)) {
+        tr_waitq_remove(&ch->rxq, e);
+        return e;
     }
     return mpsc_rx_claim_locked(ch);
 }
-
-/* Unlinks every parked receiver (to claim them all). */
-static inline void rxq_forget_plain(tr_mpsc_chan *ch) { ch->rx_plain = NULL; }
 
 /* Hands a value to a parked receiver if one can be claimed (then true:
  * the value is received, the entry is on *wake); else false and the

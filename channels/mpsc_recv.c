@@ -60,9 +60,9 @@ static int take_and_unlock(tr_mpsc_chan *ch, void *out, size_t max, bool many) {
 /* Nothing queued (lock held): the receiver is finished, or parks until a
  * sender hands it a value.  Returns with the lock released.  Inlined into
  * its callers, so that a wake-up returns straight into the call the user
- * made (one return fewer to mispredict after the switch).  A plain recv
- * parking alone leaves its thread in rx_plain/rx_tid for a sender of the
- * same thread to claim it without a compare-and-swap. */
+ * made (one return fewer to mispredict after the switch).  The entry
+ * carries our thread, for a sender of the same thread to claim it without
+ * a compare-and-swap. */
 static inline __attribute__((always_inline)) int park_and_unlock(tr_mpsc_chan *ch, void *out,
                                                                  size_t max, bool many,
                                                                  int64_t deadline) {
@@ -75,21 +75,15 @@ static inline __attribute__((always_inline)) int park_and_unlock(tr_mpsc_chan *c
     tr_wait e;
     tr_waiter_init(&w);
     tr_wait_init(&e, &w, out);
-    e.n = many ? max : 0; /* what a sender handing a value over reports */
-    if (tr_waitq_empty(&ch->rxq)) {
-        ch->rx_plain = &e;
-        ch->rx_tid = mpsc_self();
-    }
+    e.clause = many ? RX_PLAIN_MANY : RX_PLAIN; /* what a sender reports, and */
+    e.n = mpsc_self();                          /* our thread (see the claim) */
     tr_waitq_push(&ch->rxq, &e);
     mpsc_unlock(ch);
     int rc = tr_waiter_park(&w, NULL, deadline);
     if (__builtin_expect(rc != 0, 0)) {
         mpsc_lock(ch);
-        if (e.linked) {
+        if (e.linked)
             tr_waitq_remove(&ch->rxq, &e);
-            if (ch->rx_plain == &e)
-                ch->rx_plain = NULL;
-        }
         mpsc_unlock(ch);
         return rc;
     }
@@ -98,27 +92,45 @@ static inline __attribute__((always_inline)) int park_and_unlock(tr_mpsc_chan *c
 
 /* tr_mpsc_recv but for its fast path (lock held; returns with it
  * released).  A tail call, so a wake-up returns straight to the user. */
-static __attribute__((noinline)) int recv_slow_locked(tr_mpsc_chan *ch, void *out,
+static MPSC_HOT __attribute__((noinline)) int recv_slow_locked(tr_mpsc_chan *ch, void *out,
                                                       int64_t deadline) {
     if (ch->len > 0)
         return take_and_unlock(ch, out, 1, false);
     return park_and_unlock(ch, out, 1, false, deadline);
 }
 
-int tr_mpsc_recv(tr_mpsc_rx *rx, void *out, int64_t deadline) {
+/* Lock held: the fast path of a receive applies — a bounded channel with
+ * a value queued and no sender waiting touches nothing but the queue. */
+static inline bool recv_fast_ok(const tr_mpsc_chan *ch) {
+    return __builtin_expect(ch->len > 0 && ch->cap && tr_waitq_empty(&ch->sendq), 1);
+}
+
+/* tr_mpsc_recv from a thread that does not own the bias (a tail call). */
+static MPSC_HOT __attribute__((noinline)) int recv_spin(tr_mpsc_chan *ch, void *out,
+                                                        int64_t deadline) {
+    mpsc_lock_spin(ch, mpsc_self());
+    if (recv_fast_ok(ch)) {
+        ring_pop_locked(ch, out);
+        ch->avail++;
+        mpsc_unlock_spin(ch);
+        return 0;
+    }
+    return recv_slow_locked(ch, out, deadline);
+}
+
+MPSC_HOT int tr_mpsc_recv(tr_mpsc_rx *rx, void *out, int64_t deadline) {
     if (!rx || !out)
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_rx(rx);
     int rc = tr_wait_enter();
     if (rc != 0)
         return rc;
-    mpsc_lock(ch);
-    /* The fast path, spelled out: a bounded channel with no sender
-     * waiting touches nothing but the queue. */
-    if (__builtin_expect(ch->len > 0 && ch->cap && tr_waitq_empty(&ch->sendq), 1)) {
+    if (!mpsc_lock_owner(ch, mpsc_self()))
+        return recv_spin(ch, out, deadline);
+    if (recv_fast_ok(ch)) {
         ring_pop_locked(ch, out);
         ch->avail++;
-        mpsc_unlock(ch);
+        mpsc_unlock_owner(ch);
         return 0;
     }
     return recv_slow_locked(ch, out, deadline);
@@ -188,7 +200,6 @@ int tr_mpsc_rx_drop(tr_mpsc_rx **rxp) {
     }
     mpsc_close_locked(ch, &wake);
     ch->rx_dropped = true;
-    rxq_forget_plain(ch);
     tr_waitq_claim_all(&ch->rxq, TR_ECLOSED, &wake); /* only if misused */
     /* Detach what is queued.  Nothing enters the queue from now on (sends
      * fail, permit sends destroy their value), so it can be destroyed

@@ -102,7 +102,7 @@ static int sender_wait(tr_mpsc_chan *ch, const tr_clause_ops *ops, const void *v
  * to hand the value to, no room, or no sending at all.  Returns with the
  * lock released.  Out of line (a tail call), so that the fast path keeps
  * a short prologue. */
-static __attribute__((noinline)) int send_slow_locked(tr_mpsc_chan *ch, const void *value,
+static MPSC_HOT __attribute__((noinline)) int send_slow_locked(tr_mpsc_chan *ch, const void *value,
                                                       int64_t deadline) {
     int rc;
     if (ch->strong == 0 || ch->rx_closed) {
@@ -120,7 +120,7 @@ static __attribute__((noinline)) int send_slow_locked(tr_mpsc_chan *ch, const vo
     if (e) {
         mpsc_unlock(ch);
         mpsc_copy(e->data, value, elem);
-        e->result = e->n ? 1 : 0; /* recv_many waiters carry their max in n */
+        e->result = rx_handoff_result(e);
         tr_waiter_wake(e->waiter);
         return 0;
     }
@@ -130,7 +130,29 @@ static __attribute__((noinline)) int send_slow_locked(tr_mpsc_chan *ch, const vo
     return 0;
 }
 
-int tr_mpsc_send(tr_mpsc_tx *tx, const void *value, int64_t deadline) {
+/* Lock held: the fast path of a bounded send applies. */
+static inline bool send_fast_ok(const tr_mpsc_chan *ch) {
+    return __builtin_expect(ch->avail > 0 && tr_waitq_empty(&ch->rxq) && ch->strong != 0 &&
+                                !ch->rx_closed,
+                            1);
+}
+
+/* tr_mpsc_send from a thread that does not own the bias: the same, with
+ * the lock taken by `lock` (a tail call, so that tr_mpsc_send itself stays
+ * the owner's short path). */
+static MPSC_HOT __attribute__((noinline)) int send_spin(tr_mpsc_chan *ch, const void *value,
+                                                        int64_t deadline) {
+    mpsc_lock_spin(ch, mpsc_self());
+    if (send_fast_ok(ch)) {
+        ch->avail--;
+        ring_push_locked(ch, value);
+        mpsc_unlock_spin(ch);
+        return 0;
+    }
+    return send_slow_locked(ch, value, deadline);
+}
+
+MPSC_HOT int tr_mpsc_send(tr_mpsc_tx *tx, const void *value, int64_t deadline) {
     if (!tx || !value)
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_tx(tx);
@@ -139,13 +161,12 @@ int tr_mpsc_send(tr_mpsc_tx *tx, const void *value, int64_t deadline) {
     int rc = tr_wait_enter();
     if (rc != 0)
         return rc;
-    mpsc_lock(ch);
-    if (__builtin_expect(ch->avail > 0 && tr_waitq_empty(&ch->rxq) && ch->strong != 0 &&
-                             !ch->rx_closed,
-                         1)) {
+    if (!mpsc_lock_owner(ch, mpsc_self()))
+        return send_spin(ch, value, deadline);
+    if (send_fast_ok(ch)) {
         ch->avail--;
         ring_push_locked(ch, value);
-        mpsc_unlock(ch);
+        mpsc_unlock_owner(ch);
         return 0;
     }
     return send_slow_locked(ch, value, deadline);
