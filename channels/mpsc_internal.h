@@ -99,7 +99,7 @@ struct tr_mpsc_weak {
  * worker. */
 
 /* The running thread, as the address of a thread-local byte (aligned, so
- * that the bias word has room for a count below it). */
+ * that the candidate word has room for a count below it). */
 extern __thread char mpsc_tid_anchor
     __attribute__((tls_model("initial-exec"), visibility("hidden"), aligned(64)));
 
