@@ -18,9 +18,91 @@
  *              dropped, so other senders and the receiver never wait on
  *              the allocator.
  */
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "mpsc_internal.h"
+
+/* ---- the biased lock (see mpsc_internal.h) --------------------------------------- */
+
+__thread char mpsc_tid_anchor __attribute__((aligned(64)));
+
+/* Full counts (31 takes in a row each) that bias a lock: at first, and at
+ * most after revocations have doubled it. */
+#define ROUNDS_FIRST 2u
+#define ROUNDS_MAX (1u << 15)
+
+static pthread_once_t asym_once = PTHREAD_ONCE_INIT;
+static bool asym_ok;
+
+static void asym_init(void) {
+    asym_ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+/* Whether biasing is possible: membarrier() works here.  Asked by a lock
+ * about to be biased; the answer comes from the registration below. */
+static bool asym_available(void) {
+    pthread_once(&asym_once, asym_init);
+    return asym_ok;
+}
+
+/* Registering is cheap (a few microseconds) only while the process has a
+ * single thread: with more, the kernel waits for an RCU grace period,
+ * 15-25 ms measured here, which a lock about to be biased would spend
+ * with its spin lock held.  So it is done when the library is loaded,
+ * before main() starts any thread (a dlopen() into a threaded process
+ * pays the grace period there, once).  The registration is inherited
+ * across fork(). */
+__attribute__((constructor)) static void asym_register_early(void) {
+    pthread_once(&asym_once, asym_init);
+}
+
+/* Every thread of the process passes a full barrier before this returns.
+ * Registered already (a bias exists only if asym_available() said so), so
+ * it does not fail; if it ever did, the global form (an RCU grace period)
+ * is slower but as good, and without either the owner could not be
+ * excluded. */
+static void asym_barrier(void) {
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return;
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+        return;
+    abort();
+}
+
+void mpsc_lock_revoke(tr_mpsc_chan *ch) {
+    atomic_store_explicit(&ch->bias, 0, memory_order_relaxed);
+    asym_barrier();
+    for (unsigned spins = 0; atomic_load_explicit(&ch->owner_in, memory_order_acquire); spins++) {
+        if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield(); /* the owner was preempted inside */
+        }
+    }
+    if (ch->lk_rounds_after < ROUNDS_MAX)
+        ch->lk_rounds_after *= 2;
+    ch->lk_rounds = ch->lk_rounds_after;
+    ch->lk_cand = 0;
+}
+
+void mpsc_lock_round(tr_mpsc_chan *ch, uintptr_t me) {
+    /* lk_rounds is shared by all threads' counts, which only makes the
+     * heuristic a little more eager; it is written once per full count. */
+    ch->lk_cand = me | BIAS_CAND | 2; /* count again (should the bias go) */
+    if (ch->lk_rounds > 1)
+        ch->lk_rounds--;
+    else if (asym_available()) /* ours from the next time on; this section ends on `lock` */
+        atomic_store_explicit(&ch->bias, me, memory_order_relaxed);
+}
+
+void mpsc_lock_slow(tr_mpsc_chan *ch, uintptr_t me) { mpsc_lock_spin(ch, me); }
 
 /* ---- unbounded storage -------------------------------------------------- */
 
@@ -76,9 +158,9 @@ int mpsc_unb_room_locked(tr_mpsc_chan *ch) {
         link_tail_locked(ch, b);
         return 0;
     }
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     mpsc_block *b = malloc(block_bytes(ch));
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (!b)
         return TR_ENOMEM;
     ch->nblocks++;
@@ -104,12 +186,26 @@ void mpsc_free_blocks(mpsc_block *b) {
 
 /* ---- handing values and slots around ------------------------------------ */
 
+tr_wait *mpsc_rx_claim_locked(tr_mpsc_chan *ch) {
+    tr_wait *e;
+    while ((e = tr_waitq_pop(&ch->rxq)) != NULL) {
+        if (e->clause < 0 && e->n == mpsc_self()) {
+            if (rx_claim_local(e))
+                return e;
+            continue; /* timed out or cancelled: it unparks itself */
+        }
+        if (tr_waiter_claim(e->waiter, e))
+            return e;
+    }
+    return NULL;
+}
+
 bool mpsc_handoff_slow(tr_mpsc_chan *ch, const void *value, tr_wait **wake) {
-    tr_wait *e = tr_waitq_claim_next(&ch->rxq);
+    tr_wait *e = mpsc_rx_claim_fast_locked(ch);
     if (!e)
         return false;
     mpsc_copy(e->data, value, ch->elem);
-    e->result = e->n ? 1 : 0; /* recv_many waiters carry their max in n */
+    e->result = rx_handoff_result(e);
     wake_list_add(wake, e);
     return true;
 }
@@ -198,11 +294,15 @@ static int chan_new(tr_mpsc_tx **tx, tr_mpsc_rx **rx, size_t cap, bool bounded, 
     ch->elem = elem;
     ch->cap = bounded ? cap : 0;
     ch->ring = bounded ? (unsigned char *)mem + hdr : NULL;
+    ch->ring_bytes = ring;
     if (opts) {
         ch->drop = opts->drop;
         ch->drop_ctx = opts->drop_ctx;
     }
     tr_spin_init(&ch->lock);
+    atomic_init(&ch->owner_in, 0);
+    atomic_init(&ch->bias, 0);
+    ch->lk_rounds = ch->lk_rounds_after = ROUNDS_FIRST;
     ch->avail = ch->cap;
     tr_waitq_init(&ch->rxq);
     tr_waitq_init(&ch->sendq);
@@ -256,14 +356,14 @@ int tr_mpsc_tx_clone(tr_mpsc_tx *tx, tr_mpsc_tx **out) {
     if (!tx || !out)
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_tx(tx);
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->strong == 0) {
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return TR_EINVAL;
     }
     ch->strong++;
     ch->refs++;
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     *out = tx;
     return 0;
 }
@@ -273,15 +373,15 @@ int tr_mpsc_tx_drop(tr_mpsc_tx **txp) {
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_tx(*txp);
     tr_wait *wake = NULL;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->strong == 0) {
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return TR_EINVAL;
     }
     if (--ch->strong == 0)
         mpsc_check_done_locked(ch, &wake);
     bool last = mpsc_unref_locked(ch);
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     *txp = NULL;
     tr_wait_wake_all(wake);
     if (last)
@@ -293,14 +393,14 @@ int tr_mpsc_tx_downgrade(tr_mpsc_tx *tx, tr_mpsc_weak **out) {
     if (!tx || !out)
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_tx(tx);
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->strong == 0) {
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return TR_EINVAL;
     }
     ch->weak++;
     ch->refs++;
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     *out = &ch->weak_h;
     return 0;
 }
@@ -310,7 +410,7 @@ int tr_mpsc_weak_upgrade(tr_mpsc_weak *weak, tr_mpsc_tx **out) {
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_weak(weak);
     int rc = 0;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->weak == 0) {
         rc = TR_EINVAL;
     } else if (ch->strong == 0 && ch->permits_out == 0) {
@@ -319,7 +419,7 @@ int tr_mpsc_weak_upgrade(tr_mpsc_weak *weak, tr_mpsc_tx **out) {
         ch->strong++;
         ch->refs++;
     }
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     if (rc == 0)
         *out = &ch->tx_h;
     return rc;
@@ -329,14 +429,14 @@ int tr_mpsc_weak_clone(tr_mpsc_weak *weak, tr_mpsc_weak **out) {
     if (!weak || !out)
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_weak(weak);
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->weak == 0) {
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return TR_EINVAL;
     }
     ch->weak++;
     ch->refs++;
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     *out = weak;
     return 0;
 }
@@ -345,14 +445,14 @@ int tr_mpsc_weak_drop(tr_mpsc_weak **wp) {
     if (!wp || !*wp)
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_weak(*wp);
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->weak == 0) {
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return TR_EINVAL;
     }
     ch->weak--;
     bool last = mpsc_unref_locked(ch);
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     *wp = NULL;
     if (last)
         mpsc_chan_free(ch);
@@ -366,7 +466,7 @@ enum { Q_STRONG, Q_WEAK, Q_AVAIL, Q_CAP, Q_LEN, Q_RX_CLOSED, Q_TX_CLOSED, Q_BLOC
 
 static size_t query(tr_mpsc_chan *ch, int what) {
     size_t v = 0;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     switch (what) {
     case Q_STRONG: v = ch->strong; break;
     case Q_WEAK: v = ch->weak; break;
@@ -377,7 +477,7 @@ static size_t query(tr_mpsc_chan *ch, int what) {
     case Q_TX_CLOSED: v = ch->rx_closed; break;
     case Q_BLOCKS: v = ch->nblocks; break;
     }
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     return v;
 }
 
@@ -417,13 +517,13 @@ int tr_mpsc_rx_stats(const tr_mpsc_rx *rx, tr_mpsc_stats *out) {
     if (!rx || !out)
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_rx(rx);
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     out->len = ch->len;
     out->blocks = ch->nblocks;
     out->cached_blocks = ch->ncache;
     out->waiting_senders = waitq_count(&ch->sendq);
     out->waiting_receivers = waitq_count(&ch->rxq);
     out->permits_out = ch->permits_out;
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     return 0;
 }

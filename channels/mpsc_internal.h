@@ -2,13 +2,22 @@
  * mpsc sources share (mpsc.c: life cycle and storage; mpsc_send.c: the
  * sending side; mpsc_recv.c: the receiving side).
  *
- * One tr_spin guards everything.  A lock-free list (Tokio's) would let
+ * One lock guards everything.  A lock-free list (Tokio's) would let
  * senders and the receiver work without meeting, but every operation here
  * is a handful of loads and stores plus a copy of one value, and a single
  * short section keeps close/drop/permit races easy to reason about.  The
  * fields written on every operation sit together in one cache line, after
  * the read-only ones, so that a send or a receive moves one line between
  * cores.
+ *
+ * The lock is biased (see "the lock" below): a channel whose every
+ * operation comes from one thread — producers and consumer that are tasks
+ * of one worker, which is where tr_spawn() puts them — is locked and
+ * unlocked with plain stores.  The first operation from another thread
+ * revokes the bias with one membarrier() system call and the lock is an
+ * ordinary tr_spin again, until one thread has taken it many times in a
+ * row; each revocation doubles that count, so a channel that really is
+ * shared pays a bounded, shrinking number of system calls.
  *
  * Bookkeeping of a bounded channel, always true under the lock:
  *
@@ -51,6 +60,56 @@ struct tr_mpsc_weak {
     char unused;
 };
 
+/* ---- the lock ----------------------------------------------------------------
+ *
+ * A biased lock (the JVM's idea, with Linux's membarrier() for the
+ * asymmetric fence, as in liburcu).  `bias` names the thread that owns the
+ * bias, or is 0.  The owner enters with
+ *
+ *     owner_in = 1; (compiler barrier) if (bias == me) enter; else back off
+ *
+ * and leaves with owner_in = 0 — no read-modify-write, no fence.  Every
+ * other thread takes `lock` (a tr_spin); finding a bias there, it
+ * revokes it:
+ *
+ *     bias = 0; membarrier(); wait while owner_in
+ *
+ * membarrier(PRIVATE_EXPEDITED) makes every thread of the process pass a
+ * full barrier before it returns, which is what the owner's missing fence
+ * needs: either the owner's load of bias comes after that barrier and sees
+ * 0 (it backs off to `lock`, which the revoker holds), or its store of
+ * owner_in came before it and the revoker sees 1 and waits for the owner's
+ * release.  Only a thread that took `lock` about 64 times in a row (two
+ * full counts of lk_cand, see below) makes itself the owner, under
+ * `lock`; every revocation doubles the counts the next bias needs.
+ * Without membarrier (old kernel, seccomp) nothing is ever biased and
+ * this is a tr_spin plus a count.
+ *
+ * What it costs a channel that threads really share: a load of `bias`
+ * (a line of its own that stays shared) before the exchange on `lock`,
+ * and a store of lk_cand in the line the exchange has just taken.  Spin
+ * locks between two busy cores are sensitive to how long a section is
+ * and to who wins the race after an unlock; the benches' spread variants
+ * (tasks on two workers) move by +-20% from run to run and from one code
+ * layout to the next, with or without this.
+ *
+ * Sections never wait and never run user code, so an owner inside one is
+ * running (or preempted by the kernel: the revoker yields while it waits).
+ * Tasks never change thread, so "the same thread" covers every task of a
+ * worker. */
+
+/* The running thread, as the address of a thread-local byte (aligned, so
+ * that the candidate word has room for a count below it). */
+extern __thread char mpsc_tid_anchor
+    __attribute__((tls_model("initial-exec"), visibility("hidden"), aligned(64)));
+
+static inline uintptr_t mpsc_self(void) { return (uintptr_t)&mpsc_tid_anchor; }
+
+/* For the functions on the benchmarks' hot paths: start them on a cache
+ * line, so that how they decode does not depend on where the rest of the
+ * library happens to put them. */
+#define MPSC_HOT __attribute__((aligned(64)))
+
 typedef struct mpsc_block {
     struct mpsc_block *next;
     unsigned char slots[]; /* TR_MPSC_BLOCK_CAP * elem */
@@ -61,17 +120,29 @@ typedef struct tr_mpsc_chan {
     size_t elem;
     size_t cap; /* bounded capacity; 0 = unbounded */
     unsigned char *ring;
+    size_t ring_bytes; /* cap * elem */
     tr_drop_fn drop;
     void *drop_ctx;
+    /* The owner of the lock's bias, or 0: read by every operation before
+     * it takes the lock, so it stays out of the line the lock word is in
+     * (a read there first would cost a cache line's trip between cores
+     * that share the channel); written only to bias and to revoke. */
+    _Atomic uintptr_t bias;
 
-    /* ---- written on every operation ---- */
-    _Alignas(64) tr_spin lock;
+    /* ---- written on every operation: one cache line ---- */
+    _Alignas(64) tr_spin lock;      /* see "the lock" */
+    _Atomic unsigned char owner_in; /* the bias owner is inside */
+    bool lk_fast;    /* an owner's section is running (true only then) */
     bool rx_closed;  /* close() called or receiver dropped */
     bool rx_dropped;
+    uintptr_t lk_cand; /* under `lock`: the candidate for a bias, or 0 */
     size_t len;      /* values queued */
     size_t avail;    /* bounded: free slots */
-    size_t head;     /* bounded: ring index of the oldest value */
+    size_t head_off; /* bounded: byte offset in ring of the oldest value */
+    size_t tail_off; /* bounded: byte offset in ring of the next free slot */
     tr_waitq rxq;    /* parked receivers (one, unless misused) */
+
+    /* ---- read on every operation, written when a sender waits ---- */
     tr_waitq sendq;  /* waiting senders / reservers, FIFO */
 
     /* ---- unbounded storage, under the lock ---- */
@@ -81,6 +152,8 @@ typedef struct tr_mpsc_chan {
     size_t ncache, nblocks;               /* cached / all blocks held */
 
     /* ---- rarely written, under the lock ---- */
+    unsigned lk_rounds;          /* full counts still to make before a bias */
+    unsigned lk_rounds_after;    /* what lk_rounds restarts from: grows */
     size_t permits_out; /* slots held by outstanding permits */
     size_t strong, weak;
     size_t refs;        /* handles + permits holding slots */
@@ -102,6 +175,74 @@ static inline tr_mpsc_chan *chan_of_rx(const tr_mpsc_rx *rx) {
 }
 static inline tr_mpsc_chan *chan_of_weak(const tr_mpsc_weak *w) {
     return MPSC_CONTAINER(w, weak_h);
+}
+
+/* The candidate word: 0, or thread | count << 1 | 1, the thread (its
+ * anchor, 64-byte aligned) that took `lock` count times in a row (1..31).
+ * It lives in the line the lock word is in, so that counting costs one
+ * store in a line every operation writes anyway. */
+#define BIAS_CAND 1u
+#define BIAS_COUNT_MASK 62u /* count << 1 */
+
+/* The owner's way in: true if the lock is biased to this thread and is
+ * now held by it; false otherwise (then nothing is held). */
+static inline bool mpsc_lock_owner(tr_mpsc_chan *ch, uintptr_t me) {
+    if (__builtin_expect(atomic_load_explicit(&ch->bias, memory_order_relaxed) == me, 1)) {
+        atomic_store_explicit(&ch->owner_in, 1, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst); /* the store stays before the load */
+        if (__builtin_expect(atomic_load_explicit(&ch->bias, memory_order_acquire) == me, 1)) {
+            ch->lk_fast = true;
+            return true;
+        }
+        atomic_store_explicit(&ch->owner_in, 0, memory_order_release); /* revoked */
+    }
+    return false;
+}
+
+/* `lock` is held, the lock biased to another thread: revokes the bias. */
+void mpsc_lock_revoke(tr_mpsc_chan *ch);
+/* `lock` is held by `me`, which made a full count. */
+void mpsc_lock_round(tr_mpsc_chan *ch, uintptr_t me);
+
+/* Everyone else's way in: `lock`, then the bookkeeping of the bias, all
+ * inline — on a lock that threads share, the section's length is what
+ * the other thread waits for, and a call in it showed. */
+static inline __attribute__((always_inline)) void mpsc_lock_spin(tr_mpsc_chan *ch, uintptr_t me) {
+    tr_spin_lock(&ch->lock);
+    if (__builtin_expect(atomic_load_explicit(&ch->bias, memory_order_relaxed) != 0, 0))
+        mpsc_lock_revoke(ch); /* another thread's (we would have entered as the owner) */
+    uintptr_t c = ch->lk_cand;
+    if ((c & ~(uintptr_t)BIAS_COUNT_MASK) != (me | BIAS_CAND))
+        ch->lk_cand = me | BIAS_CAND | 2; /* count 1 */
+    else if (__builtin_expect((c & BIAS_COUNT_MASK) != BIAS_COUNT_MASK, 1))
+        ch->lk_cand = c + 2;
+    else
+        mpsc_lock_round(ch, me);
+}
+
+/* The lock, either way (out of line but for the owner's path: for the
+ * calls that are not on a hot path). */
+void mpsc_lock_slow(tr_mpsc_chan *ch, uintptr_t me);
+
+static inline void mpsc_lock(tr_mpsc_chan *ch) {
+    uintptr_t me = mpsc_self();
+    if (!mpsc_lock_owner(ch, me))
+        mpsc_lock_slow(ch, me);
+}
+
+/* Unlocking when the way in is known.  lk_fast goes back to false before
+ * the release, so that a revoker taking over finds it false. */
+static inline void mpsc_unlock_owner(tr_mpsc_chan *ch) {
+    ch->lk_fast = false;
+    atomic_store_explicit(&ch->owner_in, 0, memory_order_release);
+}
+static inline void mpsc_unlock_spin(tr_mpsc_chan *ch) { tr_spin_unlock(&ch->lock); }
+
+static inline void mpsc_unlock(tr_mpsc_chan *ch) {
+    if (__builtin_expect(ch->lk_fast, 1))
+        mpsc_unlock_owner(ch);
+    else
+        mpsc_unlock_spin(ch);
 }
 
 static inline tr_clause *clause_of(tr_wait *e) {
@@ -132,14 +273,30 @@ static inline bool rx_done_locked(const tr_mpsc_chan *ch) {
 
 /* ---- shared by the sources (mpsc.c) ---- */
 
+/* Bounded: appends a value to the ring, which has a free slot. */
+static inline void ring_push_locked(tr_mpsc_chan *ch, const void *value) {
+    size_t t = ch->tail_off, elem = ch->elem;
+    mpsc_copy(ch->ring + t, value, elem);
+    t += elem;
+    ch->tail_off = t == ch->ring_bytes ? 0 : t;
+    ch->len++;
+}
+
+/* Bounded: takes the oldest value (len > 0). */
+static inline void ring_pop_locked(tr_mpsc_chan *ch, void *out) {
+    size_t h = ch->head_off, elem = ch->elem;
+    mpsc_copy(out, ch->ring + h, elem);
+    h += elem;
+    ch->head_off = h == ch->ring_bytes ? 0 : h;
+    ch->len--;
+}
+
 /* Appends a value to the queue.  The caller made room: a slot (bounded)
  * or a block with a free slot (unbounded, see unb_room_locked). */
 static inline void queue_push_locked(tr_mpsc_chan *ch, const void *value) {
     if (ch->cap) {
-        size_t t = ch->head + ch->len;
-        if (t >= ch->cap)
-            t -= ch->cap;
-        mpsc_copy(ch->ring + t * ch->elem, value, ch->elem);
+        ring_push_locked(ch, value);
+        return;
     } else {
         mpsc_copy(ch->tblk->slots + ch->tidx * ch->elem, value, ch->elem);
         ch->tidx++;
@@ -158,10 +315,7 @@ mpsc_block *mpsc_unb_pop_locked(tr_mpsc_chan *ch, void *out);
 
 static inline mpsc_block *queue_pop_locked(tr_mpsc_chan *ch, void *out) {
     if (ch->cap) {
-        mpsc_copy(out, ch->ring + ch->head * ch->elem, ch->elem);
-        if (++ch->head == ch->cap)
-            ch->head = 0;
-        ch->len--;
+        ring_pop_locked(ch, out);
         return NULL;
     }
     return mpsc_unb_pop_locked(ch, out);
@@ -176,6 +330,45 @@ int mpsc_unb_room_locked(tr_mpsc_chan *ch);
 
 /* Frees a chain of blocks (linked through next); no lock needed. */
 void mpsc_free_blocks(mpsc_block *b);
+
+/* Pops the parked receivers until one is claimed; NULL if none could be.
+ * A plain recv parked on this very thread (its entry says so) is claimed
+ * with a load and a store: its waiter has that one entry, claims of it
+ * happen under our lock, and its deadline and cancellation run on its
+ * worker's thread — ours, busy with us.  (The runtime's join of a task of
+ * the same worker does the same.) */
+tr_wait *mpsc_rx_claim_locked(tr_mpsc_chan *ch);
+
+/* Entries of plain recv / recv_many calls say so in `clause` (a select's
+ * entries have their index there, >= 0) and carry their thread in `n`. */
+enum { RX_PLAIN = -1, RX_PLAIN_MANY = -2 };
+
+/* What a value handed to entry e reports: 1 for a recv_many, else 0. */
+static inline int rx_handoff_result(const tr_wait *e) {
+    return e->clause == RX_PLAIN_MANY || (e->clause >= 0 && e->n) ? 1 : 0;
+}
+
+/* A plain recv's entry of this thread, still waiting: claimed with a load
+ * and a store (see mpsc_rx_claim_locked). */
+static inline bool rx_claim_local(tr_wait *e) {
+    tr_waiter *w = e->waiter;
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) != TR_WAITER_WAITING)
+        return false;
+    atomic_store_explicit(&w->state, TR_WAITER_CLAIMED, memory_order_relaxed);
+    w->winner = e;
+    return true;
+}
+
+/* mpsc_rx_claim_locked with its common case inline: the first parked
+ * receiver is a plain recv of this thread, still waiting. */
+static inline tr_wait *mpsc_rx_claim_fast_locked(tr_mpsc_chan *ch) {
+    tr_wait *e = ch->rxq.head;
+    if (e && e->clause < 0 && e->n == mpsc_self() && rx_claim_local(e)) {
+        tr_waitq_remove(&ch->rxq, e);
+        return e;
+    }
+    return mpsc_rx_claim_locked(ch);
+}
 
 /* Hands a value to a parked receiver if one can be claimed (then true:
  * the value is received, the entry is on *wake); else false and the

@@ -46,57 +46,94 @@ static void after_unlock(tr_wait *wake, mpsc_block *blocks) {
         mpsc_free_blocks(blocks);
 }
 
-/* recv (many == false) and recv_many share everything but the count.
- * Called with the lock held; returns with it released. */
-static int recv_locked(tr_mpsc_chan *ch, void *out, size_t max, bool many, int64_t deadline) {
-    int rc;
+/* Takes what is queued (len > 0): recv and recv_many.  Called with the
+ * lock held; returns with it released. */
+static int take_and_unlock(tr_mpsc_chan *ch, void *out, size_t max, bool many) {
     tr_wait *wake = NULL;
     mpsc_block *blocks = NULL;
-    if (ch->len > 0) {
-        size_t n = take_locked(ch, out, max, &wake, &blocks);
-        tr_spin_unlock(&ch->lock);
-        after_unlock(wake, blocks);
-        return many ? (int)n : 0;
-    }
+    size_t n = take_locked(ch, out, max, &wake, &blocks);
+    mpsc_unlock(ch);
+    after_unlock(wake, blocks);
+    return many ? (int)n : 0;
+}
+
+/* Nothing queued (lock held): the receiver is finished, or parks until a
+ * sender hands it a value.  Returns with the lock released.  Inlined into
+ * its callers, so that a wake-up returns straight into the call the user
+ * made (one return fewer to mispredict after the switch).  The entry
+ * carries our thread, for a sender of the same thread to claim it without
+ * a compare-and-swap. */
+static inline __attribute__((always_inline)) int park_and_unlock(tr_mpsc_chan *ch, void *out,
+                                                                 size_t max, bool many,
+                                                                 int64_t deadline) {
     if (ch->rx_dropped || rx_done_locked(ch)) {
-        rc = ch->rx_dropped ? TR_EINVAL : TR_ECLOSED;
-        tr_spin_unlock(&ch->lock);
+        int rc = ch->rx_dropped ? TR_EINVAL : TR_ECLOSED;
+        mpsc_unlock(ch);
         return rc;
     }
     tr_waiter w;
     tr_wait e;
     tr_waiter_init(&w);
     tr_wait_init(&e, &w, out);
-    e.n = many ? max : 0; /* what a sender handing a value over reports */
+    e.clause = many ? RX_PLAIN_MANY : RX_PLAIN; /* what a sender reports, and */
+    e.n = mpsc_self();                          /* our thread (see the claim) */
     tr_waitq_push(&ch->rxq, &e);
-    rc = tr_waiter_park(&w, &ch->lock, deadline);
-    if (rc != 0) {
-        tr_spin_lock(&ch->lock);
+    mpsc_unlock(ch);
+    int rc = tr_waiter_park(&w, NULL, deadline);
+    if (__builtin_expect(rc != 0, 0)) {
+        mpsc_lock(ch);
         if (e.linked)
             tr_waitq_remove(&ch->rxq, &e);
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return rc;
     }
     return e.result;
 }
 
-int tr_mpsc_recv(tr_mpsc_rx *rx, void *out, int64_t deadline) {
+/* tr_mpsc_recv but for its fast path (lock held; returns with it
+ * released).  A tail call, so a wake-up returns straight to the user. */
+static MPSC_HOT __attribute__((noinline)) int recv_slow_locked(tr_mpsc_chan *ch, void *out,
+                                                      int64_t deadline) {
+    if (ch->len > 0)
+        return take_and_unlock(ch, out, 1, false);
+    return park_and_unlock(ch, out, 1, false, deadline);
+}
+
+/* Lock held: the fast path of a receive applies — a bounded channel with
+ * a value queued and no sender waiting touches nothing but the queue. */
+static inline bool recv_fast_ok(const tr_mpsc_chan *ch) {
+    return __builtin_expect(ch->len > 0 && ch->cap && tr_waitq_empty(&ch->sendq), 1);
+}
+
+/* tr_mpsc_recv from a thread that does not own the bias (a tail call). */
+static MPSC_HOT __attribute__((noinline)) int recv_spin(tr_mpsc_chan *ch, void *out,
+                                                        int64_t deadline) {
+    mpsc_lock_spin(ch, mpsc_self());
+    if (recv_fast_ok(ch)) {
+        ring_pop_locked(ch, out);
+        ch->avail++;
+        mpsc_unlock_spin(ch);
+        return 0;
+    }
+    return recv_slow_locked(ch, out, deadline);
+}
+
+MPSC_HOT int tr_mpsc_recv(tr_mpsc_rx *rx, void *out, int64_t deadline) {
     if (!rx || !out)
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_rx(rx);
     int rc = tr_wait_enter();
     if (rc != 0)
         return rc;
-    /* The fast path, spelled out: a bounded channel with a value queued
-     * and no sender waiting touches nothing but the queue. */
-    tr_spin_lock(&ch->lock);
-    if (ch->cap && ch->len > 0 && tr_waitq_empty(&ch->sendq)) {
-        queue_pop_locked(ch, out);
+    if (!mpsc_lock_owner(ch, mpsc_self()))
+        return recv_spin(ch, out, deadline);
+    if (recv_fast_ok(ch)) {
+        ring_pop_locked(ch, out);
         ch->avail++;
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock_owner(ch);
         return 0;
     }
-    return recv_locked(ch, out, 1, false, deadline);
+    return recv_slow_locked(ch, out, deadline);
 }
 
 int tr_mpsc_recv_many(tr_mpsc_rx *rx, void *out, size_t max, int64_t deadline) {
@@ -110,8 +147,10 @@ int tr_mpsc_recv_many(tr_mpsc_rx *rx, void *out, size_t max, int64_t deadline) {
     int rc = tr_wait_enter();
     if (rc != 0)
         return rc;
-    tr_spin_lock(&ch->lock);
-    return recv_locked(ch, out, max, true, deadline);
+    mpsc_lock(ch);
+    if (ch->len > 0)
+        return take_and_unlock(ch, out, max, true);
+    return park_and_unlock(ch, out, max, true, deadline);
 }
 
 int tr_mpsc_try_recv(tr_mpsc_rx *rx, void *out) {
@@ -121,14 +160,14 @@ int tr_mpsc_try_recv(tr_mpsc_rx *rx, void *out) {
     tr_wait *wake = NULL;
     mpsc_block *blocks = NULL;
     int rc = 0;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->len > 0)
         take_locked(ch, out, 1, &wake, &blocks);
     else if (ch->rx_dropped)
         rc = TR_EINVAL;
     else
         rc = rx_done_locked(ch) ? TR_ECLOSED : TR_EEMPTY;
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     after_unlock(wake, blocks);
     return rc;
 }
@@ -138,13 +177,13 @@ int tr_mpsc_rx_close(tr_mpsc_rx *rx) {
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_rx(rx);
     tr_wait *wake = NULL;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->rx_dropped) {
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return TR_EINVAL;
     }
     mpsc_close_locked(ch, &wake);
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     tr_wait_wake_all(wake);
     return 0;
 }
@@ -154,9 +193,9 @@ int tr_mpsc_rx_drop(tr_mpsc_rx **rxp) {
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_rx(*rxp);
     tr_wait *wake = NULL;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->rx_dropped) {
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return TR_EINVAL;
     }
     mpsc_close_locked(ch, &wake);
@@ -165,7 +204,7 @@ int tr_mpsc_rx_drop(tr_mpsc_rx **rxp) {
     /* Detach what is queued.  Nothing enters the queue from now on (sends
      * fail, permit sends destroy their value), so it can be destroyed
      * after the unlock without the lock. */
-    size_t n = ch->len, head = ch->head;
+    size_t n = ch->len, head = ch->cap ? ch->head_off / ch->elem : 0;
     mpsc_block *list = NULL;
     size_t hidx = ch->hidx;
     ch->len = 0;
@@ -178,7 +217,7 @@ int tr_mpsc_rx_drop(tr_mpsc_rx **rxp) {
         ch->hblk = ch->tblk = NULL;
         ch->hidx = ch->tidx = 0;
     }
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     *rxp = NULL;
     tr_wait_wake_all(wake);
 
@@ -202,9 +241,9 @@ int tr_mpsc_rx_drop(tr_mpsc_rx **rxp) {
     }
     mpsc_free_blocks(list);
 
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     bool last = mpsc_unref_locked(ch);
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     if (last)
         mpsc_chan_free(ch);
     return 0;
@@ -216,16 +255,16 @@ static int recv_arm_common(tr_clause *c, tr_wait *e, bool many) {
     tr_mpsc_chan *ch = c->obj;
     tr_wait *wake = NULL;
     mpsc_block *blocks = NULL;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     bool ready = ch->len > 0 || ch->rx_dropped || rx_done_locked(ch) || (many && c->n == 0);
     if (!ready) {
         e->n = many ? c->n : 0;
         tr_waitq_push(&ch->rxq, e);
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return TR_SELECT_ARMED;
     }
     if (!tr_waiter_claim(e->waiter, e)) {
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return TR_SELECT_LOST;
     }
     if (many && c->n == 0)
@@ -235,7 +274,7 @@ static int recv_arm_common(tr_clause *c, tr_wait *e, bool many) {
         c->result = many ? (int)n : 0;
     } else
         c->result = ch->rx_dropped ? TR_EINVAL : TR_ECLOSED;
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     after_unlock(wake, blocks);
     return TR_SELECT_DONE;
 }
@@ -245,10 +284,10 @@ static int recv_many_arm(tr_clause *c, tr_wait *e) { return recv_arm_common(c, e
 
 static void recv_disarm(tr_clause *c, tr_wait *e) {
     tr_mpsc_chan *ch = c->obj;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (e->linked)
         tr_waitq_remove(&ch->rxq, e);
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
 }
 
 static const tr_clause_ops recv_ops = {recv_arm, recv_disarm, NULL};

@@ -38,9 +38,9 @@ static int unb_send_locked(tr_mpsc_chan *ch, const void *value, tr_wait **wake) 
 
 static int unb_send(tr_mpsc_chan *ch, const void *value) {
     tr_wait *wake = NULL;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     int rc = unb_send_locked(ch, value, &wake);
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     tr_wait_wake_all(wake);
     return rc;
 }
@@ -59,7 +59,7 @@ static inline void take_slot_and_send_locked(tr_mpsc_chan *ch, const void *value
 static void sender_disarm(tr_clause *c, tr_wait *e) {
     tr_mpsc_chan *ch = c->obj;
     tr_wait *wake = NULL;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (e->linked) { /* nobody settled it: give back what it was granted */
         tr_waitq_remove(&ch->sendq, e);
         size_t granted = c->n - e->n;
@@ -67,7 +67,7 @@ static void sender_disarm(tr_clause *c, tr_wait *e) {
             mpsc_release_locked(ch, granted, &wake);
         mpsc_check_done_locked(ch, &wake);
     }
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     tr_wait_wake_all(wake);
 }
 
@@ -87,7 +87,8 @@ static int sender_wait(tr_mpsc_chan *ch, const tr_clause_ops *ops, const void *v
     tr_wait_init(&c.entry, &w, c.buf);
     c.entry.n = lacking;
     tr_waitq_push(&ch->sendq, &c.entry);
-    int rc = tr_waiter_park(&w, &ch->lock, deadline);
+    mpsc_unlock(ch);
+    int rc = tr_waiter_park(&w, NULL, deadline);
     if (rc != 0) {
         sender_disarm(&c, &c.entry);
         return rc;
@@ -97,7 +98,61 @@ static int sender_wait(tr_mpsc_chan *ch, const tr_clause_ops *ops, const void *v
 
 /* ---- send --------------------------------------------------------------------- */
 
-int tr_mpsc_send(tr_mpsc_tx *tx, const void *value, int64_t deadline) {
+/* Bounded, lock held, and not the fast path of tr_mpsc_send: a receiver
+ * to hand the value to, no room, or no sending at all.  Returns with the
+ * lock released.  Out of line (a tail call), so that the fast path keeps
+ * a short prologue. */
+static MPSC_HOT __attribute__((noinline)) int send_slow_locked(tr_mpsc_chan *ch, const void *value,
+                                                      int64_t deadline) {
+    int rc;
+    if (ch->strong == 0 || ch->rx_closed) {
+        rc = ch->strong == 0 ? TR_EINVAL : TR_ECLOSED;
+        mpsc_unlock(ch);
+        return rc;
+    }
+    if (ch->avail == 0)
+        return sender_wait(ch, &mpsc_send_ops, value, NULL, 1, 1, deadline);
+    /* A parked receiver (so nothing is queued): the value goes straight
+     * into its buffer and takes no slot.  Claimed, the receiver does not
+     * run before the wake, so the copy can follow the unlock. */
+    size_t elem = ch->elem;
+    tr_wait *e = mpsc_rx_claim_fast_locked(ch);
+    if (e) {
+        mpsc_unlock(ch);
+        mpsc_copy(e->data, value, elem);
+        e->result = rx_handoff_result(e);
+        tr_waiter_wake(e->waiter);
+        return 0;
+    }
+    ch->avail--; /* every parked receiver was stale */
+    ring_push_locked(ch, value);
+    mpsc_unlock(ch);
+    return 0;
+}
+
+/* Lock held: the fast path of a bounded send applies. */
+static inline bool send_fast_ok(const tr_mpsc_chan *ch) {
+    return __builtin_expect(ch->avail > 0 && tr_waitq_empty(&ch->rxq) && ch->strong != 0 &&
+                                !ch->rx_closed,
+                            1);
+}
+
+/* tr_mpsc_send from a thread that does not own the bias: the same, with
+ * the lock taken by `lock` (a tail call, so that tr_mpsc_send itself stays
+ * the owner's short path). */
+static MPSC_HOT __attribute__((noinline)) int send_spin(tr_mpsc_chan *ch, const void *value,
+                                                        int64_t deadline) {
+    mpsc_lock_spin(ch, mpsc_self());
+    if (send_fast_ok(ch)) {
+        ch->avail--;
+        ring_push_locked(ch, value);
+        mpsc_unlock_spin(ch);
+        return 0;
+    }
+    return send_slow_locked(ch, value, deadline);
+}
+
+MPSC_HOT int tr_mpsc_send(tr_mpsc_tx *tx, const void *value, int64_t deadline) {
     if (!tx || !value)
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_tx(tx);
@@ -106,21 +161,15 @@ int tr_mpsc_send(tr_mpsc_tx *tx, const void *value, int64_t deadline) {
     int rc = tr_wait_enter();
     if (rc != 0)
         return rc;
-    tr_wait *wake = NULL;
-    tr_spin_lock(&ch->lock);
-    if (ch->strong == 0 || ch->rx_closed) {
-        rc = ch->strong == 0 ? TR_EINVAL : TR_ECLOSED;
-        tr_spin_unlock(&ch->lock);
-        return rc;
-    }
-    if (ch->avail > 0) {
-        take_slot_and_send_locked(ch, value, &wake);
-        tr_spin_unlock(&ch->lock);
-        if (wake)
-            tr_wait_wake_all(wake);
+    if (!mpsc_lock_owner(ch, mpsc_self()))
+        return send_spin(ch, value, deadline);
+    if (send_fast_ok(ch)) {
+        ch->avail--;
+        ring_push_locked(ch, value);
+        mpsc_unlock_owner(ch);
         return 0;
     }
-    return sender_wait(ch, &mpsc_send_ops, value, NULL, 1, 1, deadline);
+    return send_slow_locked(ch, value, deadline);
 }
 
 int tr_mpsc_try_send(tr_mpsc_tx *tx, const void *value) {
@@ -131,7 +180,7 @@ int tr_mpsc_try_send(tr_mpsc_tx *tx, const void *value) {
         return unb_send(ch, value);
     tr_wait *wake = NULL;
     int rc = 0;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->strong == 0)
         rc = TR_EINVAL;
     else if (ch->rx_closed)
@@ -140,7 +189,7 @@ int tr_mpsc_try_send(tr_mpsc_tx *tx, const void *value) {
         rc = TR_EFULL;
     else
         take_slot_and_send_locked(ch, value, &wake);
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     tr_wait_wake_all(wake);
     return rc;
 }
@@ -162,7 +211,7 @@ int tr_mpsc_reserve_many(tr_mpsc_tx *tx, tr_mpsc_permit *permit, size_t n, int64
     int rc = tr_wait_enter();
     if (rc != 0)
         return rc;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->strong == 0)
         rc = TR_EINVAL;
     else if (ch->rx_closed)
@@ -177,7 +226,7 @@ int tr_mpsc_reserve_many(tr_mpsc_tx *tx, tr_mpsc_permit *permit, size_t n, int64
         ch->avail = 0;
         return sender_wait(ch, &mpsc_reserve_ops, NULL, permit, n, lacking, deadline);
     }
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     return rc;
 }
 
@@ -193,7 +242,7 @@ int tr_mpsc_try_reserve_many(tr_mpsc_tx *tx, tr_mpsc_permit *permit, size_t n) {
     if (!ch->cap)
         return TR_EINVAL;
     int rc = 0;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->strong == 0)
         rc = TR_EINVAL;
     else if (n > ch->cap)
@@ -208,7 +257,7 @@ int tr_mpsc_try_reserve_many(tr_mpsc_tx *tx, tr_mpsc_permit *permit, size_t n) {
         ch->avail -= n;
         permit_fill_locked(ch, permit, n);
     }
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     return rc;
 }
 
@@ -230,7 +279,7 @@ int tr_mpsc_permit_send(tr_mpsc_permit *p, const void *value) {
     bool destroy = false, last = false;
     tr_drop_fn drop = ch->drop;
     void *drop_ctx = ch->drop_ctx;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     ch->permits_out--;
     if (ch->rx_dropped) {
         /* Nobody will receive it: it is destroyed, its slot is free. */
@@ -244,7 +293,7 @@ int tr_mpsc_permit_send(tr_mpsc_permit *p, const void *value) {
         last = mpsc_unref_locked(ch);
     }
     mpsc_check_done_locked(ch, &wake);
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     tr_wait_wake_all(wake);
     if (destroy && drop)
         drop((void *)value, drop_ctx); /* the value was given to the channel */
@@ -262,13 +311,13 @@ int tr_mpsc_permit_release(tr_mpsc_permit *p) {
     }
     tr_mpsc_chan *ch = p->chan;
     tr_wait *wake = NULL;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     ch->permits_out -= p->n;
     mpsc_release_locked(ch, p->n, &wake);
     permit_clear(p);
     bool last = mpsc_unref_locked(ch);
     mpsc_check_done_locked(ch, &wake);
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     tr_wait_wake_all(wake);
     if (last)
         mpsc_chan_free(ch);
@@ -284,10 +333,10 @@ int tr_mpsc_tx_closed(tr_mpsc_tx *tx, int64_t deadline) {
     int rc = tr_wait_enter();
     if (rc != 0)
         return rc;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->strong == 0 || ch->rx_closed) {
         rc = ch->strong == 0 ? TR_EINVAL : 0;
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return rc;
     }
     tr_waiter w;
@@ -295,12 +344,13 @@ int tr_mpsc_tx_closed(tr_mpsc_tx *tx, int64_t deadline) {
     tr_waiter_init(&w);
     tr_wait_init(&e, &w, NULL);
     tr_waitq_push(&ch->closedq, &e);
-    rc = tr_waiter_park(&w, &ch->lock, deadline);
+    mpsc_unlock(ch);
+    rc = tr_waiter_park(&w, NULL, deadline);
     if (rc != 0) {
-        tr_spin_lock(&ch->lock);
+        mpsc_lock(ch);
         if (e.linked)
             tr_waitq_remove(&ch->closedq, &e);
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
     }
     return rc;
 }
@@ -311,13 +361,13 @@ int tr_mpsc_tx_closed(tr_mpsc_tx *tx, int64_t deadline) {
  * records the outcome, unlocks, wakes whoever the operation completed. */
 static int arm_finish(tr_mpsc_chan *ch, tr_clause *c, int rc, tr_wait **wake) {
     c->result = rc;
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     tr_wait_wake_all(*wake);
     return TR_SELECT_DONE;
 }
 
 static int arm_lost(tr_mpsc_chan *ch) {
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
     return TR_SELECT_LOST;
 }
 
@@ -325,7 +375,7 @@ static int send_arm(tr_clause *c, tr_wait *e) {
     tr_mpsc_chan *ch = c->obj;
     tr_wait *wake = NULL;
     int rc = 0;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->strong == 0)
         rc = TR_EINVAL;
     else if (ch->rx_closed)
@@ -333,7 +383,7 @@ static int send_arm(tr_clause *c, tr_wait *e) {
     else if (ch->cap && ch->avail == 0) {
         e->n = c->n;
         tr_waitq_push(&ch->sendq, e);
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return TR_SELECT_ARMED;
     }
     if (!tr_waiter_claim(e->waiter, e))
@@ -352,7 +402,7 @@ static int reserve_arm(tr_clause *c, tr_wait *e) {
     tr_wait *wake = NULL;
     size_t n = c->n;
     int rc = 0;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->strong == 0)
         rc = TR_EINVAL;
     else if (ch->rx_closed)
@@ -361,7 +411,7 @@ static int reserve_arm(tr_clause *c, tr_wait *e) {
         e->n = n - ch->avail;
         ch->avail = 0;
         tr_waitq_push(&ch->sendq, e);
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return TR_SELECT_ARMED;
     }
     if (!tr_waiter_claim(e->waiter, e))
@@ -379,10 +429,10 @@ const tr_clause_ops mpsc_reserve_ops = {reserve_arm, sender_disarm, NULL};
 static int closed_arm(tr_clause *c, tr_wait *e) {
     tr_mpsc_chan *ch = c->obj;
     tr_wait *wake = NULL;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (ch->strong != 0 && !ch->rx_closed) {
         tr_waitq_push(&ch->closedq, e);
-        tr_spin_unlock(&ch->lock);
+        mpsc_unlock(ch);
         return TR_SELECT_ARMED;
     }
     if (!tr_waiter_claim(e->waiter, e))
@@ -392,10 +442,10 @@ static int closed_arm(tr_clause *c, tr_wait *e) {
 
 static void closed_disarm(tr_clause *c, tr_wait *e) {
     tr_mpsc_chan *ch = c->obj;
-    tr_spin_lock(&ch->lock);
+    mpsc_lock(ch);
     if (e->linked)
         tr_waitq_remove(&ch->closedq, e);
-    tr_spin_unlock(&ch->lock);
+    mpsc_unlock(ch);
 }
 
 static const tr_clause_ops closed_ops = {closed_arm, closed_disarm, NULL};

@@ -22,6 +22,25 @@
  * the receiver will touch the struct again.  So taking a value that came
  * before recv, and dropping a receiver after the reply, cost no atomic
  * read-modify-write at all — what a request/reply round trip spends.
+ *
+ * And the sender gets one when the receiver is parked in a plain recv on
+ * the sender's own thread (a task of the same worker: the usual reply to
+ * a request from a task spawned next to the server).  The parked recv
+ * records its thread in the state word (above the flags: the thread is
+ * the address of a 64-byte aligned thread-local); a sender that finds
+ * its own thread there
+ * knows that the receiver cannot run while it does, and neither can the
+ * receiver's deadline timer or cancellation, which run on that worker's
+ * thread too.  The receiver's calls do not overlap (see tr_oneshot.h), so
+ * nobody else touches os: the sender completes the receive with plain
+ * loads and stores, without the lock and without the claim's
+ * compare-and-swap (as the runtime's join of a task of the same worker
+ * does).  A request/reply round trip between two tasks of one worker then
+ * spends a single read-modify-write on its oneshot: the receiver's lock
+ * when it parks.  The thread is set only by a recv that parks into an
+ * empty queue, and every call that unlinks an entry from rxq_ writes the
+ * state without it, so a thread found there always belongs to the entry
+ * at the head.
  */
 #include "config.h"
 
@@ -32,27 +51,41 @@
 
 #define OS_MAGIC 0x6f6e6531u /* "one1" */
 
-enum {
-    S_VALUE = 1u << 0,      /* a value sits in the slot */
-    S_TX_DONE = 1u << 1,    /* the sender side ended */
-    S_CLOSED = 1u << 2,     /* the receiver closed (or was dropped) */
-    S_RX_DROPPED = 1u << 3, /* the receiver side ended */
-    S_TERM = 1u << 4        /* recv/try_recv returned a value or TR_ECLOSED */
-};
+/* The state word: these flags, and above them the thread of a plain recv
+ * parked alone (see above), or 0. */
+typedef uintptr_t ost;
+
+#define S_VALUE ((ost)1 << 0)      /* a value sits in the slot */
+#define S_TX_DONE ((ost)1 << 1)    /* the sender side ended */
+#define S_CLOSED ((ost)1 << 2)     /* the receiver closed (or was dropped) */
+#define S_RX_DROPPED ((ost)1 << 3) /* the receiver side ended */
+#define S_TERM ((ost)1 << 4)       /* recv/try_recv returned a value or TR_ECLOSED */
+#define S_FLAGS ((ost)63)          /* the thread's address is 64-byte aligned */
 
 static inline bool valid(const tr_oneshot *os) { return os && os->magic_ == OS_MAGIC; }
 
-static inline unsigned st_get(tr_oneshot *os) {
+/* The running thread, as the address of a thread-local: tasks run on
+ * their worker's thread, so two calls see the same address exactly when
+ * they run on the same thread.  Aligned, so that it leaves the flags'
+ * bits of the state word free. */
+static __thread _Alignas(64) char tid_anchor __attribute__((tls_model("initial-exec")));
+
+static inline ost self_tid(void) { return (ost)&tid_anchor; }
+
+static inline ost st_get(tr_oneshot *os) {
     return atomic_load_explicit(&os->state_, memory_order_relaxed);
 }
 
-static inline void st_set(tr_oneshot *os, unsigned st) {
+static inline void st_set(tr_oneshot *os, ost st) {
     atomic_store_explicit(&os->state_, st, memory_order_release);
 }
 
-static inline unsigned st_peek(tr_oneshot *os) {
+static inline ost st_peek(tr_oneshot *os) {
     return atomic_load_explicit(&os->state_, memory_order_acquire);
 }
+
+/* An entry left rxq_ (lock held): forget the parked thread. */
+static inline void rx_tid_clear(tr_oneshot *os) { st_set(os, st_get(os) & S_FLAGS); }
 
 /* Values are mostly a word or a pointer: copy those without a call. */
 static inline void copy_value(void *dst, const void *src, size_t n) {
@@ -66,7 +99,7 @@ static inline void copy_value(void *dst, const void *src, size_t n) {
 
 /* The receiver is alone with os: the sender ended and left its section.
  * st must have been read (acquire) before the lock word. */
-static inline bool rx_alone(tr_oneshot *os, unsigned st) {
+static inline bool rx_alone(tr_oneshot *os, ost st) {
     return (st & S_TX_DONE) && !atomic_load_explicit(&os->lock_.locked, memory_order_acquire);
 }
 
@@ -110,7 +143,7 @@ int tr_oneshot_set_release(tr_oneshot *os, tr_oneshot_release_fn fn, void *ctx) 
 int tr_oneshot_reset(tr_oneshot *os) {
     if (!valid(os))
         return TR_EINVAL;
-    unsigned st = st_peek(os);
+    ost st = st_peek(os);
     if ((st & S_RX_DROPPED) && rx_alone(os, st)) { /* both ended and gone */
         st_set(os, 0);
         return 0;
@@ -126,8 +159,9 @@ int tr_oneshot_reset(tr_oneshot *os) {
     return 0;
 }
 
-/* After the last side's unlock: nothing of os is touched by anyone else. */
-static void finish_last(tr_oneshot *os, bool drop_value) {
+/* After the last side's unlock: nothing of os is touched by anyone else.
+ * Inline for its common case, nothing to do. */
+static inline void finish_last(tr_oneshot *os, bool drop_value) {
     if (drop_value && os->drop_)
         os->drop_(os->buf_, os->drop_ctx_);
     if (os->release_)
@@ -136,11 +170,35 @@ static void finish_last(tr_oneshot *os, bool drop_value) {
 
 /* ---- sender ------------------------------------------------------------------ */
 
+/* The receiver is parked in a plain recv on this thread (the state said so):
+ * it, its deadline and its cancellation all wait for us to return, so a
+ * load and a store claim it.  False if it timed out or was cancelled
+ * before we came (it will unlink itself), or if another recv (misuse) is
+ * queued behind it: then the locked path. */
+static bool send_local(tr_oneshot *os, const void *value) {
+    tr_wait *e = os->rxq_.head;
+    tr_waiter *w = e->waiter;
+    if (e->next || atomic_load_explicit(&w->state, memory_order_relaxed) != TR_WAITER_WAITING)
+        return false;
+    atomic_store_explicit(&w->state, TR_WAITER_CLAIMED, memory_order_relaxed);
+    w->winner = e;
+    tr_waitq_remove(&os->rxq_, e);
+    size_t size = os->size_;
+    st_set(os, (st_get(os) & S_FLAGS) | S_TX_DONE | S_TERM); /* our last touch of os */
+    copy_value(e->data, value, size);
+    e->result = 0;
+    tr_waiter_wake(w);
+    return true;
+}
+
 int tr_oneshot_send(tr_oneshot *os, const void *value) {
     if (!valid(os) || !value)
         return TR_EINVAL;
+    if ((st_get(os) & ~S_FLAGS) == self_tid() && send_local(os, value))
+        return 0;
     tr_spin_lock(&os->lock_);
-    unsigned st = st_get(os);
+    /* Whatever happens below leaves rxq_ empty: no parked thread. */
+    ost st = st_get(os) & S_FLAGS;
     if (st & S_TX_DONE) {
         tr_spin_unlock(&os->lock_);
         return TR_EINVAL;
@@ -180,7 +238,7 @@ int tr_oneshot_tx_drop(tr_oneshot *os) {
     if (!valid(os))
         return TR_EINVAL;
     tr_spin_lock(&os->lock_);
-    unsigned st = st_get(os);
+    ost st = st_get(os) & S_FLAGS; /* rxq_ ends empty */
     if (st & S_TX_DONE) {
         tr_spin_unlock(&os->lock_);
         return TR_EINVAL;
@@ -218,7 +276,7 @@ bool tr_oneshot_tx_ended(tr_oneshot *os) {
 
 /* closed(): 0 if the receiver closed, TR_EINVAL if the sender ended, 1 to wait. */
 static int closed_ready_locked(tr_oneshot *os) {
-    unsigned st = st_get(os);
+    ost st = st_get(os);
     if (st & S_TX_DONE)
         return TR_EINVAL;
     return (st & S_CLOSED) ? 0 : 1;
@@ -257,21 +315,21 @@ int tr_oneshot_closed(tr_oneshot *os, int64_t deadline) {
 /* ---- receiver ---------------------------------------------------------------- */
 
 /* Whether a recv would complete now (with a value or an error). */
-static inline bool recv_ready(unsigned st) {
+static inline bool recv_ready(ost st) {
     return st & (S_VALUE | S_TX_DONE | S_CLOSED | S_RX_DROPPED | S_TERM);
 }
 
 /* The outcome of a receive, under the lock.  `again` is what a terminated
  * receiver gets: TR_EINVAL for recv, TR_ECLOSED for try_recv (as tokio). */
 static int take_locked(tr_oneshot *os, void *out, int again) {
-    unsigned st = st_get(os);
+    ost st = st_get(os);
     if (st & S_RX_DROPPED)
         return TR_EINVAL;
     if (st & S_TERM)
         return again;
     if (st & S_VALUE) {
         copy_value(out, os->buf_, os->size_);
-        st_set(os, (st & ~(unsigned)S_VALUE) | S_TERM);
+        st_set(os, (st & ~S_VALUE) | S_TERM);
         return 0;
     }
     if (st & (S_TX_DONE | S_CLOSED)) {
@@ -299,12 +357,16 @@ int tr_oneshot_recv(tr_oneshot *os, void *out, int64_t deadline) {
     tr_wait e;
     tr_waiter_init(&w);
     tr_wait_init(&e, &w, out);
+    if (tr_waitq_empty(&os->rxq_))
+        st_set(os, st_get(os) | self_tid());
     tr_waitq_push(&os->rxq_, &e);
     rc = tr_waiter_park(&w, &os->lock_, deadline);
     if (rc) {
         tr_spin_lock(&os->lock_);
-        if (e.linked)
+        if (e.linked) {
             tr_waitq_remove(&os->rxq_, &e);
+            rx_tid_clear(os);
+        }
         tr_spin_unlock(&os->lock_);
         return rc;
     }
@@ -314,7 +376,7 @@ int tr_oneshot_recv(tr_oneshot *os, void *out, int64_t deadline) {
 int tr_oneshot_try_recv(tr_oneshot *os, void *out) {
     if (!valid(os) || !out)
         return TR_EINVAL;
-    unsigned st = st_peek(os);
+    ost st = st_peek(os);
     if (st & S_RX_DROPPED)
         return TR_EINVAL;
     if (!recv_ready(st))
@@ -331,7 +393,7 @@ int tr_oneshot_close(tr_oneshot *os) {
     if (!valid(os))
         return TR_EINVAL;
     tr_spin_lock(&os->lock_);
-    unsigned st = st_get(os);
+    ost st = st_get(os);
     if (st & S_RX_DROPPED) {
         tr_spin_unlock(&os->lock_);
         return TR_EINVAL;
@@ -344,6 +406,7 @@ int tr_oneshot_close(tr_oneshot *os) {
     tr_wait *txs = NULL, *rxs = NULL;
     tr_waitq_claim_all(&os->txq_, 0, &txs);
     if (!(st & S_VALUE)) { /* a recv parked elsewhere now ends with TR_ECLOSED */
+        st &= S_FLAGS;
         tr_waitq_claim_all(&os->rxq_, TR_ECLOSED, &rxs);
         if (rxs)
             st |= S_TERM;
@@ -358,9 +421,9 @@ int tr_oneshot_close(tr_oneshot *os) {
 int tr_oneshot_rx_drop(tr_oneshot *os) {
     if (!valid(os))
         return TR_EINVAL;
-    unsigned st = st_peek(os);
+    ost st = st_peek(os);
     if (!(st & S_RX_DROPPED) && rx_alone(os, st)) { /* the usual end of a reply */
-        st_set(os, (st & ~(unsigned)S_VALUE) | S_RX_DROPPED | S_CLOSED);
+        st_set(os, (st & S_FLAGS & ~S_VALUE) | S_RX_DROPPED | S_CLOSED);
         finish_last(os, st & S_VALUE);
         return 0;
     }
@@ -371,7 +434,7 @@ int tr_oneshot_rx_drop(tr_oneshot *os) {
         return TR_EINVAL;
     }
     bool had_value = st & S_VALUE;
-    st = (st & ~(unsigned)S_VALUE) | S_RX_DROPPED | S_CLOSED;
+    st = (st & S_FLAGS & ~S_VALUE) | S_RX_DROPPED | S_CLOSED; /* rxq_ ends empty */
     tr_wait *txs = NULL, *rxs = NULL;
     tr_waitq_claim_all(&os->txq_, 0, &txs);
     tr_waitq_claim_all(&os->rxq_, TR_ECLOSED, &rxs);
@@ -415,8 +478,10 @@ static int recv_arm(tr_clause *c, tr_wait *e) {
 static void recv_disarm(tr_clause *c, tr_wait *e) {
     tr_oneshot *os = c->obj;
     tr_spin_lock(&os->lock_);
-    if (e->linked)
+    if (e->linked) {
         tr_waitq_remove(&os->rxq_, e);
+        rx_tid_clear(os);
+    }
     tr_spin_unlock(&os->lock_);
 }
 

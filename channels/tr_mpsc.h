@@ -4,7 +4,12 @@
  * mailbox every actor reads, so it gets Tokio's exact semantics and is
  * built for speed: one short spin-locked section per operation, a
  * receiver that finds values never touches the waiter machinery, and a
- * sender that wakes the receiver only when it is parked.
+ * sender that wakes the receiver only when it is parked.  The lock is
+ * biased to a thread that uses the channel alone (tasks of one worker):
+ * it then costs plain stores, and another thread's first use revokes the
+ * bias with a membarrier() system call.  For that the library registers
+ * the process with membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED)
+ * when it is loaded (see channels/mpsc_internal.h).
  *
  * Two flavours share one pair of handle types:
  *

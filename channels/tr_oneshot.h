@@ -20,7 +20,12 @@
  * Sender and receiver may run on different workers or plain threads at
  * the same time; every operation is one short section under the struct's
  * spin lock, and the waits use the runtime's wait queue.  A receiver that
- * is parked when the value comes gets it copied straight into its buffer.
+ * is parked when the value comes gets it copied straight into its buffer
+ * (and a sender on the parked receiver's own worker does that without
+ * the lock: see oneshot.c).  Each side is one party, as in tokio where
+ * both ends take `&mut self`: the receiver's calls (recv, try_recv,
+ * close, rx_drop, a recv clause in a select) must not overlap each other,
+ * nor the sender's (send, tx_drop, closed) each other.
  *
  * Lifetime rule (precise).  The storage (and the buffer given to
  * tr_oneshot_init_buf) must stay valid until BOTH sides have ended:
@@ -71,16 +76,18 @@ typedef void (*tr_oneshot_release_fn)(tr_oneshot *os, void *ctx);
 
 /* The caller's storage.  Every field is private: use the functions. */
 struct tr_oneshot {
+    /* what a request/reply touches, in its first 64 bytes */
     tr_spin lock_;
-    _Atomic unsigned state_; /* written under lock_, read lock-free */
     uint32_t magic_;
+    _Atomic uintptr_t state_; /* written under lock_, read lock-free */
     size_t size_;
     void *buf_;
     tr_waitq rxq_; /* receivers parked in recv (one, unless misused) */
-    tr_waitq txq_; /* the sender parked in closed() */
-    tr_drop_fn drop_;
-    void *drop_ctx_;
     tr_oneshot_release_fn release_;
+    tr_drop_fn drop_;
+    /* the rest */
+    tr_waitq txq_; /* the sender parked in closed() */
+    void *drop_ctx_;
     void *release_ctx_;
     union {
         max_align_t align_;

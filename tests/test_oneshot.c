@@ -690,6 +690,155 @@ START_TEST(test_stress_exactly_once) {
 }
 END_TEST
 
+/* ---- a sender on the parked receiver's own worker (the lock-free send) ---------- */
+
+/* A request/reply server and its clients, all tasks of one worker: every
+ * reply finds its receiver parked on the sender's thread.  Some clients
+ * give up early (short deadlines), so some replies find a receiver that
+ * timed out; those stay in the slot and the receiver's drop destroys
+ * them.  Every reply is received or destroyed exactly once, and every
+ * oneshot's release hook runs once. */
+#define LOCAL_CLIENTS 8
+#define LOCAL_CALLS 300
+
+typedef struct local_req {
+    tr_oneshot *reply;
+    long v;
+} local_req;
+
+typedef struct local_srv {
+    tr_oneshot *slots[LOCAL_CLIENTS * LOCAL_CALLS];
+    int n;
+    atomic_int pending; /* requests made, not yet answered */
+} local_srv;
+
+static local_srv lsrv;
+static counters local_k;
+static atomic_long local_received, local_dropped, local_sent;
+
+static void local_drop(void *value, void *ctx) {
+    (void)ctx;
+    atomic_fetch_add(&local_dropped, *(long *)value);
+}
+
+/* The server: answers in the order asked, yielding now and then so that
+ * the clients' short deadlines run out while it has requests queued. */
+static void *local_server(void *arg) {
+    (void)arg;
+    int done = 0;
+    unsigned seed = 3;
+    while (done < LOCAL_CLIENTS * LOCAL_CALLS) {
+        if (atomic_load(&lsrv.pending) == 0 || rand_r(&seed) % 4 == 0) {
+            tr_yield();
+            continue;
+        }
+        tr_oneshot *os = lsrv.slots[done++];
+        long v = done;
+        atomic_fetch_sub(&lsrv.pending, 1);
+        ck_assert_tr_ok(tr_oneshot_send(os, &v));
+        atomic_fetch_add(&local_sent, v);
+    }
+    return NULL;
+}
+
+static void *local_client(void *arg) {
+    unsigned seed = (unsigned)(intptr_t)arg + 11;
+    tr_chan_opts o = {.drop = local_drop, .drop_ctx = NULL};
+    for (int i = 0; i < LOCAL_CALLS; i++) {
+        tr_oneshot os;
+        ck_assert_tr_ok(tr_oneshot_init(&os, sizeof(long), &o));
+        ck_assert_tr_ok(tr_oneshot_set_release(&os, count_release, &local_k));
+        lsrv.slots[lsrv.n++] = &os; /* one worker: no race on n */
+        atomic_fetch_add(&lsrv.pending, 1);
+        long out = 0;
+        int64_t dl = rand_r(&seed) % 5 == 0 ? tr_after_us(rand_r(&seed) % 50) : TR_TEST_DEADLINE();
+        int rc = tr_oneshot_recv(&os, &out, dl);
+        if (rc == 0)
+            atomic_fetch_add(&local_received, out);
+        else
+            ck_assert_int_eq(rc, TR_ETIMEDOUT);
+        /* A timed-out receiver leaves; the reply is still to come, so
+         * wait for the sender's end before the frame goes. */
+        while (!tr_oneshot_tx_ended(&os))
+            tr_yield();
+        ck_assert_tr_ok(tr_oneshot_rx_drop(&os));
+    }
+    return NULL;
+}
+
+START_TEST(test_same_worker_reply) {
+    memset(&lsrv, 0, sizeof lsrv);
+    atomic_store(&local_k.releases, 0);
+    atomic_store(&local_received, 0);
+    atomic_store(&local_dropped, 0);
+    atomic_store(&local_sent, 0);
+    tr_runtime *rt = tr_test_runtime(2);
+    tr_task *srv = spawn_on(rt, 1, local_server, NULL);
+    tr_task *c[LOCAL_CLIENTS];
+    for (int i = 0; i < LOCAL_CLIENTS; i++)
+        c[i] = spawn_on(rt, 1, local_client, (void *)(intptr_t)i);
+    for (int i = 0; i < LOCAL_CLIENTS; i++)
+        join_rc(c[i]);
+    join_rc(srv);
+    long n = LOCAL_CLIENTS * LOCAL_CALLS;
+    ck_assert_int_eq(atomic_load(&local_sent), n * (n + 1) / 2);
+    ck_assert_int_eq(atomic_load(&local_received) + atomic_load(&local_dropped), n * (n + 1) / 2);
+    ck_assert_int_eq(atomic_load(&local_k.releases), n);
+    tr_runtime_free(&rt);
+}
+END_TEST
+
+/* The receiver's deadline has fired (it is runnable, not yet run) when a
+ * sender of its worker comes: the sender must not claim it, and the value
+ * stays for the next receive.  Both timers expire while a third task
+ * keeps the worker busy; the sender's, earlier, runs first.  Correct in
+ * either order. */
+static int64_t stale_t0;
+static int stale_rc;
+
+static void *stale_recv(void *arg) {
+    int *out = arg;
+    stale_rc = tr_oneshot_recv(&os1, out, stale_t0 + 2000000);
+    return NULL;
+}
+
+static void *stale_send(void *arg) {
+    int v = (int)(intptr_t)arg;
+    tr_sleep_until(stale_t0 + 1000000);
+    return RC(tr_oneshot_send(&os1, &v));
+}
+
+static void *stale_busy(void *arg) {
+    (void)arg;
+    while (tr_now() < stale_t0 + 5000000)
+        ; /* no yield: both deadlines pass meanwhile */
+    return NULL;
+}
+
+START_TEST(test_same_worker_stale_receiver) {
+    tr_runtime *rt = tr_test_runtime(1);
+    ck_assert_tr_ok(tr_oneshot_init(&os1, sizeof(int), NULL));
+    int out = 0;
+    stale_t0 = tr_now();
+    tr_task *r = spawn_on(rt, 0, stale_recv, &out);
+    tr_task *s = spawn_on(rt, 0, stale_send, RC(42));
+    tr_task *b = spawn_on(rt, 0, stale_busy, NULL);
+    join_rc(b);
+    ck_assert_int_eq(join_rc(s), 0);
+    join_rc(r);
+    if (stale_rc == 0) {
+        ck_assert_int_eq(out, 42);
+    } else {
+        ck_assert_int_eq(stale_rc, TR_ETIMEDOUT);
+        ck_assert_int_eq(out, 0);
+        ck_assert_tr_ok(tr_oneshot_try_recv(&os1, &out));
+        ck_assert_int_eq(out, 42);
+    }
+    ck_assert_tr_ok(tr_oneshot_rx_drop(&os1));
+    tr_runtime_free(&rt);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("oneshot");
     TCase *tc = tr_tcase("tokio");
@@ -715,6 +864,8 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, test_select_recv, 0, 2);
     tcase_add_test(tc, test_select_closed_clause);
     tcase_add_test(tc, test_stress_exactly_once);
+    tcase_add_test(tc, test_same_worker_reply);
+    tcase_add_test(tc, test_same_worker_stale_receiver);
     suite_add_tcase(s, tc);
     return s;
 }
