@@ -461,6 +461,8 @@ static void start_after_init(tr__actor *a) {
         tr__activate(a);
 }
 
+static void kill_all_at_shutdown(tr_runtime *rt) { tr__actors_kill_all(rt); }
+
 static int spawn_checks(const tr_actor_type *type, const tr_actor_opts *o, tr_runtime **rt,
                         int *worker) {
     if (!type || !type->handle || type->msg_size == 0)
@@ -475,6 +477,9 @@ static int spawn_checks(const tr_actor_type *type, const tr_actor_opts *o, tr_ru
     *rt = o->runtime ? o->runtime : tr_runtime_current();
     if (!*rt)
         return TR_EINVAL;
+    /* No actor may outlive its runtime: end them all when it shuts down. */
+    if (tr__runtime_on_shutdown(*rt, kill_all_at_shutdown) != 0)
+        return TR_ENOMEM;
     int nw = tr_runtime_workers(*rt);
     if (o->worker < TR_WORKER_BALANCED || o->worker > nw)
         return TR_EINVAL;

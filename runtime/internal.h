@@ -229,6 +229,7 @@ struct tr_runtime {
     tr_stack_pool pool;
     struct tr_blocking_pool *blocking;
     struct tr_signal_hub *signals;
+    tr_runtime_shutdown_hook hooks[TR_SHUTDOWN_HOOKS]; /* under idle_mu */
 };
 
 /* The worker whose thread this is, NULL on a plain thread.  initial-exec:

@@ -157,6 +157,37 @@ static bool any_live(tr_runtime *rt) {
     return false;
 }
 
+int tr__runtime_on_shutdown(tr_runtime *rt, tr_runtime_shutdown_hook fn) {
+    if (!rt || !fn)
+        return TR_EINVAL;
+    int rc = TR_ENOMEM;
+    pthread_mutex_lock(&rt->idle_mu);
+    for (int i = 0; i < TR_SHUTDOWN_HOOKS; i++) {
+        if (rt->hooks[i] == fn) {
+            rc = 0;
+            break;
+        }
+        if (!rt->hooks[i]) {
+            rt->hooks[i] = fn;
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rt->idle_mu);
+    return rc;
+}
+
+/* Runs the upper layers' hooks once, before anything is cancelled. */
+static void run_shutdown_hooks(tr_runtime *rt) {
+    tr_runtime_shutdown_hook hooks[TR_SHUTDOWN_HOOKS];
+    pthread_mutex_lock(&rt->idle_mu);
+    memcpy(hooks, rt->hooks, sizeof hooks);
+    memset(rt->hooks, 0, sizeof rt->hooks);
+    pthread_mutex_unlock(&rt->idle_mu);
+    for (int i = 0; i < TR_SHUTDOWN_HOOKS && hooks[i]; i++)
+        hooks[i](rt);
+}
+
 int tr_runtime_shutdown(tr_runtime *rt, int64_t deadline) {
     if (!rt)
         return TR_EINVAL;
@@ -164,6 +195,8 @@ int tr_runtime_shutdown(tr_runtime *rt, int64_t deadline) {
         return TR_EPERM;
     if (rt->joined)
         return 0;
+    if (!atomic_load(&rt->stopping))
+        run_shutdown_hooks(rt);
     if (!atomic_exchange(&rt->stopping, true)) {
         for (int i = 0; i < rt->nworkers; i++) {
             tr_worker *w = &rt->workers[i];

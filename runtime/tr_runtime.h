@@ -132,6 +132,15 @@ int tr_task_cancelled(void);
 typedef void (*tr_task_exit_hook)(tr_task *t);
 void tr__set_task_exit_hook(tr_task_exit_hook fn);
 
+/* For troupe's upper layers: fn(rt) runs once at the start of the
+ * runtime's shutdown, on the thread that shuts it down, while the workers
+ * still run (the actor layer ends its actors there, so that none outlives
+ * the runtime).  Registering the same fn twice registers it once.  Returns
+ * 0, TR_EINVAL, or TR_ENOMEM when TR_SHUTDOWN_HOOKS are taken. */
+#define TR_SHUTDOWN_HOOKS 4
+typedef void (*tr_runtime_shutdown_hook)(tr_runtime *rt);
+int tr__runtime_on_shutdown(tr_runtime *rt, tr_runtime_shutdown_hook fn);
+
 /* A task's id (unique within the process, from 1) and name ("" if none). */
 uint64_t tr_task_id(const tr_task *t);
 const char *tr_task_name(const tr_task *t);

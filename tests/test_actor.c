@@ -910,11 +910,46 @@ START_TEST(kill_all_of_runtime) {
 }
 END_TEST
 
+/* ---- no actor outlives its runtime ---------------------------------------------- */
+
+static atomic_int ended_reason = -100;
+
+static int idle_handle(void *st, tr_actor_msg *m) {
+    (void)st;
+    (void)m;
+    return 0;
+}
+
+static void idle_terminate(void *st, int reason) {
+    (void)st;
+    atomic_store(&ended_reason, reason);
+}
+
+static const tr_actor_type idle_type = {
+    .name = "idle", .state_size = 8, .msg_size = 8,
+    .handle = idle_handle, .terminate = idle_terminate,
+};
+
+START_TEST(runtime_free_ends_actors) {
+    tr_runtime *rt = tr_test_runtime(2);
+    tr_actor_opts o = {.runtime = rt};
+    tr_actor_ref a;
+    ck_assert_tr_ok(tr_actor_spawn(&a, &idle_type, NULL, &o));
+    long msg = 1;
+    ck_assert_tr_ok(tr_actor_cast(a, &msg, TR_TEST_DEADLINE()));
+    atomic_store(&ended_reason, -100);
+    tr_runtime_free(&rt); /* the shutdown hook kills it; terminate runs */
+    ck_assert_int_eq(atomic_load(&ended_reason), TR_ACTOR_KILLED);
+    ck_assert_tr_err(tr_actor_cast(a, &msg, 0), TR_EDOWN);
+}
+END_TEST
+
 static Suite *actor_suite(void) {
     Suite *s = suite_create("actor");
     TCase *tc = tr_tcase("life");
     tcase_add_loop_test(tc, spawn_basic, 0, 2);
     tcase_add_test(tc, spawn_invalid);
+    tcase_add_test(tc, runtime_free_ends_actors);
     tcase_add_test(tc, init_fail);
     tcase_add_loop_test(tc, nested_spawn, 0, 2);
     tcase_add_loop_test(tc, stop_full_mailbox, 0, 2);
