@@ -352,20 +352,28 @@ void mpsc_chan_free(tr_mpsc_chan *ch) {
 
 /* ---- sender handles --------------------------------------------------------- */
 
+/* One more handle of a kind (*count) for a handle of a kind that must
+ * still be alive (*alive): TR_EINVAL if it has been dropped. */
+static int add_handle(tr_mpsc_chan *ch, const size_t *alive, size_t *count) {
+    mpsc_lock(ch);
+    if (*alive == 0) {
+        mpsc_unlock(ch);
+        return TR_EINVAL;
+    }
+    (*count)++;
+    ch->refs++;
+    mpsc_unlock(ch);
+    return 0;
+}
+
 int tr_mpsc_tx_clone(tr_mpsc_tx *tx, tr_mpsc_tx **out) {
     if (!tx || !out)
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_tx(tx);
-    mpsc_lock(ch);
-    if (ch->strong == 0) {
-        mpsc_unlock(ch);
-        return TR_EINVAL;
-    }
-    ch->strong++;
-    ch->refs++;
-    mpsc_unlock(ch);
-    *out = tx;
-    return 0;
+    int rc = add_handle(ch, &ch->strong, &ch->strong);
+    if (rc == 0)
+        *out = tx;
+    return rc;
 }
 
 int tr_mpsc_tx_drop(tr_mpsc_tx **txp) {
@@ -393,16 +401,10 @@ int tr_mpsc_tx_downgrade(tr_mpsc_tx *tx, tr_mpsc_weak **out) {
     if (!tx || !out)
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_tx(tx);
-    mpsc_lock(ch);
-    if (ch->strong == 0) {
-        mpsc_unlock(ch);
-        return TR_EINVAL;
-    }
-    ch->weak++;
-    ch->refs++;
-    mpsc_unlock(ch);
-    *out = &ch->weak_h;
-    return 0;
+    int rc = add_handle(ch, &ch->strong, &ch->weak);
+    if (rc == 0)
+        *out = &ch->weak_h;
+    return rc;
 }
 
 int tr_mpsc_weak_upgrade(tr_mpsc_weak *weak, tr_mpsc_tx **out) {
@@ -429,16 +431,10 @@ int tr_mpsc_weak_clone(tr_mpsc_weak *weak, tr_mpsc_weak **out) {
     if (!weak || !out)
         return TR_EINVAL;
     tr_mpsc_chan *ch = chan_of_weak(weak);
-    mpsc_lock(ch);
-    if (ch->weak == 0) {
-        mpsc_unlock(ch);
-        return TR_EINVAL;
-    }
-    ch->weak++;
-    ch->refs++;
-    mpsc_unlock(ch);
-    *out = weak;
-    return 0;
+    int rc = add_handle(ch, &ch->weak, &ch->weak);
+    if (rc == 0)
+        *out = weak;
+    return rc;
 }
 
 int tr_mpsc_weak_drop(tr_mpsc_weak **wp) {
