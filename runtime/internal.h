@@ -276,6 +276,9 @@ int tr__park_thread_poll(tr_waiter *w, struct pollfd *pfds, tr_wait **entries, i
 /* The fd clause's ops, which select.c recognises on plain threads (io.c). */
 struct tr_clause_ops;
 extern const struct tr_clause_ops tr__fd_clause_ops;
+/* The pollfd an fd clause stands for (io.c). */
+struct tr_clause;
+void tr__fd_clause_pollfd(const struct tr_clause *c, struct pollfd *p);
 /* Makes t runnable on its worker, from any thread. */
 void tr__schedule(tr_task *t);
 /* Puts a new task first in the run queue (its worker's thread only). */

@@ -436,10 +436,17 @@ static void fd_clause_cb(struct ev_loop *loop, ev_io *io, int revents) {
     }
 }
 
+void tr__fd_clause_pollfd(const tr_clause *c, struct pollfd *p) {
+    p->fd = (int)(intptr_t)c->obj;
+    p->events = poll_events((int)c->n);
+    p->revents = 0;
+}
+
 static int fd_arm(tr_clause *c, tr_wait *e) {
     int fd = (int)(intptr_t)c->obj;
     int events = (int)c->n;
-    struct pollfd p = {.fd = fd, .events = poll_events(events)};
+    struct pollfd p;
+    tr__fd_clause_pollfd(c, &p);
     int n = poll(&p, 1, 0);
     if (n != 0) {
         if (!tr_waiter_claim(e->waiter, e))

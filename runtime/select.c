@@ -8,7 +8,6 @@
  * nothing.  Exactly one claim succeeds, so exactly one clause completes.
  */
 #include "internal.h"
-#include "tr_io.h"
 #include "tr_select.h"
 
 #include <poll.h>
@@ -66,12 +65,8 @@ static int park_thread(tr_waiter *w, tr_clause *c, size_t n, size_t start, size_
     for (size_t k = 0; k < armed; k++) {
         size_t i = (start + k) % n;
         if (c[i].ops != &tr__fd_clause_ops)
-            continue;
-        if (nfds == TR_SELECT_MAX_FDS)
-            return TR_EINVAL; /* checked up front; kept as a guard */
-        int ev = (int)c[i].n;
-        pfds[nfds].fd = (int)(intptr_t)c[i].obj;
-        pfds[nfds].events = (short)(((ev & TR_READABLE) ? POLLIN : 0) | ((ev & TR_WRITABLE) ? POLLOUT : 0));
+            continue; /* at most TR_SELECT_MAX_FDS: tr_select() counted them */
+        tr__fd_clause_pollfd(&c[i], &pfds[nfds]);
         entries[nfds++] = &c[i].entry;
     }
     if (nfds == 0)
