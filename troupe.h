@@ -27,5 +27,6 @@
 #include "tr_mutex.h"
 #include "tr_rwlock.h"
 #include "tr_actor.h"
+#include "tr_sup.h"
 
 #endif

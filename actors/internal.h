@@ -401,6 +401,29 @@ int tr__actor_spawn_hooked(tr_actor_ref *out, const tr_actor_type *type, const v
 int tr__actor_restart(tr_actor_ref ref, const void *args);
 int tr__actor_release(tr_actor_ref ref, int reason);
 
+/* The supervisor's last resort, after a kill (tr_actor_kill: mailbox
+ * dropped, handler cancelled) did not end an incarnation in time: the
+ * task running the actor's code is killed with tr_task_kill.  Its
+ * handler (or terminate) is never resumed past its next troupe call, the
+ * tr_cleanup handlers it registered run, and the incarnation ends with
+ * TR_ACTOR_KILLED without terminate (its state may be half-updated): the
+ * end hook and LIMBO, or death, follow as on any end.  An actor with
+ * nothing running is killed as tr_actor_kill does.  Returns 0, TR_EDOWN,
+ * TR_EINVAL.  Never waits. */
+int tr__actor_kill_hard(tr_actor_ref ref);
+
+/* Waits until the current incarnation of ref has ended (LIMBO, for a
+ * hooked actor) or the actor has died; *reason (may be NULL) gets the
+ * end's reason.  Unlike tr_actor_stop it asks nothing of the actor and
+ * does nothing at the deadline.  Returns 0 (also when already ended),
+ * TR_EDOWN (no such actor), TR_ETIMEDOUT, TR_ECANCELED, TR_EDEADLK (self),
+ * TR_ENOMEM. */
+int tr__actor_await_end(tr_actor_ref ref, int *reason, int64_t deadline);
+
+/* The end hook's ctx of ref (the supervisor's record of it), or NULL when
+ * it has no end hook.  Never waits. */
+void *tr__actor_end_ctx(tr_actor_ref ref);
+
 /* Kills every actor of rt (supervised ones go to LIMBO with their hook
  * told, as on any kill).  For a runtime about to be shut down: an idle
  * actor has no task, so the runtime's shutdown does not see it, and a

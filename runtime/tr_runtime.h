@@ -17,6 +17,7 @@
 #ifndef TR_RUNTIME_H
 #define TR_RUNTIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -118,6 +119,49 @@ void tr_task_detach(tr_task *t);
  * wait it is in now returns at once.  Works from any thread; cancelling a
  * task that has returned does nothing.  Never waits. */
 int tr_task_cancel(tr_task *t);
+
+/* ---- kill and cleanups -----------------------------------------------------
+ *
+ * Cancellation asks a task to unwind through its own return paths.  Kill
+ * is for a task that does not: it is cancelled, and from then on it never
+ * gets control back from troupe.  C has no preemption and no unwinding, so
+ * "never" is counted from the task's next call into the runtime: a wait it
+ * is parked in when killed returns TR_ECANCELED as on a cancel (the
+ * primitive must unlink itself), and the next call that may wait
+ * (tr_wait_enter: every wait, sleep, join, select, tr_yield) does not
+ * return: the task's registered cleanups run, most recent first, on its
+ * own stack, and the task ends as if its function had returned
+ * TR_TASK_KILLED; its stack is reclaimed.  A task spinning without ever
+ * calling troupe cannot be killed.
+ *
+ * A cleanup is caller storage, usually in the frame that owns the
+ * resource, registered with push and removed with pop before that frame
+ * returns (LIFO, like pthread_cleanup_push). */
+typedef struct tr_cleanup {
+    struct tr_cleanup *next;
+    void (*fn)(void *arg);
+    void *arg;
+} tr_cleanup;
+
+/* What tr_task_join gives for a killed task. */
+#define TR_TASK_KILLED ((void *)(intptr_t)-1)
+
+/* Registers c on the calling task: fn(arg) runs if the task is killed
+ * before tr_cleanup_pop(c).  On a plain thread (which cannot be killed)
+ * it does nothing.  Never waits. */
+void tr_cleanup_push(tr_cleanup *c, void (*fn)(void *arg), void *arg);
+/* Removes c, the most recent registration of the calling task, and runs
+ * it if run is true.  Never waits. */
+void tr_cleanup_pop(tr_cleanup *c, bool run);
+
+/* Kills t (see above).  Works from any thread.  Returns 0, or TR_EINVAL
+ * (NULL).  Killing a task that has returned, or killing twice, does
+ * nothing.  A task that kills itself ends at once (after its cleanups),
+ * and this call does not return.  Never waits. */
+int tr_task_kill(tr_task *t);
+
+/* Whether t has been killed. */
+bool tr_task_killed(const tr_task *t);
 
 /* The calling task, or NULL on a plain thread. */
 tr_task *tr_task_self(void);
