@@ -35,7 +35,7 @@ typedef struct wst {
 typedef struct wk_global {
     atomic_int log[256];
     atomic_int nlog;
-    atomic_int inits[16], terms[16], fail_init[16];
+    atomic_int inits[16], terms[16], fail_init[16], term_reason[16];
     atomic_int handled, crashed, counted, seed;
     atomic_int in_stuck, cleanup_ran, in_sig, sig_seen;
 } wk_global;
@@ -68,11 +68,11 @@ static int wk_init(void *st, const void *args) {
 }
 
 static void wk_terminate(void *st, int reason) {
-    (void)reason;
     wst *s = st;
     if (s->term_ms)
         tr_sleep_ms(s->term_ms);
     wk_log(s->id * 10 + 2);
+    atomic_store(&G.term_reason[s->id], reason);
     atomic_fetch_add(&G.terms[s->id], 1);
 }
 

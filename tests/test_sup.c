@@ -324,6 +324,32 @@ static void *stuck_body(void *p) {
 START_TEST(shutdown_cancel_then_kill) { run_in(workers_for(_i), stuck_body, NULL); }
 END_TEST
 
+/* A killed supervisor kills its children; BRUTAL children are killed. */
+static void *killed_body(void *p) {
+    (void)p;
+    wk_reset();
+    wargs a[2] = {{1, 0, 0}, {2, 0, 0}};
+    tr_child_spec kids[2] = {wk_child("a", &a[0], TR_RESTART_PERMANENT),
+                             wk_child("b", &a[1], TR_RESTART_PERMANENT)};
+    kids[1].shutdown_ms = TR_SHUTDOWN_BRUTAL;
+    tr_sup_spec spec = {.children = kids, .nchildren = 2};
+    tr_actor_ref sup, refs[2];
+    ck_assert_tr_ok(tr_sup_start(&sup, &spec, NULL));
+    child_refs(sup, refs, 2);
+    ck_assert_tr_ok(tr_sup_terminate_child(sup, "b", TR_TEST_DEADLINE()));
+    ck_assert_int_eq(atomic_load(&G.term_reason[2]), TR_ACTOR_KILLED);
+    ck_assert_tr_ok(tr_actor_kill(sup));
+    int r;
+    ck_assert_tr_ok(tr_actor_wait(refs[0], &r, TR_TEST_DEADLINE()));
+    ck_assert_int_eq(r, TR_ACTOR_KILLED);
+    ck_assert_tr_ok(tr_actor_wait(refs[1], &r, TR_TEST_DEADLINE())); /* let go too */
+    ck_assert_tr_ok(tr_actor_wait(sup, &r, TR_TEST_DEADLINE()));
+    ck_assert_int_eq(r, TR_ACTOR_KILLED);
+    return NULL;
+}
+START_TEST(killed_supervisor) { run_in(workers_for(_i), killed_body, NULL); }
+END_TEST
+
 /* A child selecting on tr_sup_signal() beside a long wait sees STOPPING. */
 static void *signal_body(void *p) {
     (void)p;
@@ -465,6 +491,7 @@ static Suite *suite(void) {
     (void)shutdown_cancel_then_kill;
 #endif
     tcase_add_loop_test(tc, shutdown_signal, 0, 2);
+    tcase_add_loop_test(tc, killed_supervisor, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
