@@ -172,6 +172,12 @@ int tr__cspec_check(const tr_child_spec *cs, bool dynamic, const char *path, cha
 void tr__spec_drop_args(const tr_sup_spec *s);
 void tr__cspec_drop_args(const tr_child_spec *c);
 
+/* sup_watch.c: a node (registered in parent's, if any), STOPPING down
+ * from n, and freeing (unregistering) one. */
+tr__sup_node *tr__sup_node_new(tr__sup_node *parent);
+void tr__sup_node_publish(tr__sup_node *n);
+void tr__sup_node_free(tr__sup_node *n);
+
 /* sup_ops.c */
 void tr__sup_handle_req(tr__sup *c, tr_actor_msg *m);
 void tr__sup_req_drop(void *msg, void *ctx);

@@ -30,77 +30,6 @@
 
 int64_t tr__ms_now(void) { return tr_now() / 1000000; }
 
-/* ---- the shutdown watch's nodes -------------------------------------------------- */
-
-static tr__sup_node *node_new(tr__sup_node *parent) {
-    tr__sup_node *n = calloc(1, sizeof *n);
-    if (!n)
-        return NULL;
-    int st = TR_SUP_RUNNING;
-    tr_watch_rx *rx = NULL;
-    if (tr_watch_new(&n->tx, &rx, sizeof(int), &st) != 0) {
-        free(n);
-        return NULL;
-    }
-    tr_watch_rx_drop(&rx);
-    pthread_mutex_init(&n->mu, NULL);
-    if (parent) {
-        pthread_mutex_lock(&parent->mu);
-        if (parent->nkids == parent->capkids) {
-            size_t cap = parent->capkids ? parent->capkids * 2 : 4;
-            tr__sup_node **k = realloc(parent->kids, cap * sizeof *k);
-            if (!k) {
-                pthread_mutex_unlock(&parent->mu);
-                tr_watch_tx_drop(&n->tx);
-                pthread_mutex_destroy(&n->mu);
-                free(n);
-                return NULL;
-            }
-            parent->kids = k;
-            parent->capkids = cap;
-        }
-        parent->kids[parent->nkids++] = n;
-        n->parent = parent;
-        if (parent->state == TR_SUP_STOPPING) /* born into a stopping tree */
-            n->state = TR_SUP_STOPPING;
-        pthread_mutex_unlock(&parent->mu);
-    }
-    return n;
-}
-
-static void set_stopping(void *v, void *ctx) {
-    (void)ctx;
-    *(int *)v = TR_SUP_STOPPING;
-}
-
-/* STOPPING on n and every node below it (mutexes taken top-down). */
-static void node_publish(tr__sup_node *n) {
-    pthread_mutex_lock(&n->mu);
-    n->state = TR_SUP_STOPPING;
-    tr_watch_send_modify(n->tx, set_stopping, NULL); /* updates with no receivers too */
-    for (size_t i = 0; i < n->nkids; i++)
-        node_publish(n->kids[i]);
-    pthread_mutex_unlock(&n->mu);
-}
-
-static void node_free(tr__sup_node *n) {
-    if (!n)
-        return;
-    if (n->parent) {
-        pthread_mutex_lock(&n->parent->mu);
-        for (size_t i = 0; i < n->parent->nkids; i++)
-            if (n->parent->kids[i] == n) {
-                n->parent->kids[i] = n->parent->kids[--n->parent->nkids];
-                break;
-            }
-        pthread_mutex_unlock(&n->parent->mu);
-    }
-    tr_watch_tx_drop(&n->tx);
-    free(n->kids);
-    pthread_mutex_destroy(&n->mu);
-    free(n);
-}
-
 /* ---- records ---------------------------------------------------------------------- */
 
 bool tr__sup_is_sup(const tr__child *k) { return k->cs->sup != NULL; }
@@ -393,7 +322,7 @@ static bool add_restart(tr__sup *c) {
 /* Stops the children and ends the supervisor with TR_ACTOR_SHUTDOWN. */
 static void shut_down(tr__sup *c, const char *text) {
     c->gave_up = true;
-    node_publish(c->node);
+    tr__sup_node_publish(c->node);
     stop_all(c);
     if (text)
         tr__sup_reason_text(c->self, text);
@@ -486,7 +415,7 @@ static void core_free(tr__sup *c) {
         tr__sup_remove(c, i);
     free(c->kids);
     free(c->hist);
-    node_free(c->node);
+    tr__sup_node_free(c->node);
     tr__spec_free(c->owned, true);
     free(c);
 }
@@ -505,7 +434,7 @@ static int sup_init(void *st, const void *args) {
     c->period_ms = s->period_ms == 0 ? 5000 : s->period_ms;
     c->kill_grace_ms = s->kill_grace_ms ? s->kill_grace_ms : 1000;
     c->rt = tr__sup_runtime(c->self);
-    if (tr__sup_ensure_ext(c->self) != 0 || !(c->node = node_new(a->parent))) {
+    if (tr__sup_ensure_ext(c->self) != 0 || !(c->node = tr__sup_node_new(a->parent))) {
         free(c);
         return TR_ENOMEM;
     }
@@ -563,7 +492,7 @@ static void sup_terminate(void *st, int reason) {
     tr__sup *c = *(tr__sup **)st;
     if (!c)
         return;
-    node_publish(c->node);
+    tr__sup_node_publish(c->node);
     if (reason == TR_ACTOR_KILLED)
         kill_all(c);
     else
@@ -609,24 +538,4 @@ int tr_sup_start(tr_actor_ref *out, const tr_sup_spec *spec, const tr_actor_opts
 
 int tr_sup_stop(tr_actor_ref sup, int64_t deadline) {
     return tr_actor_stop(sup, TR_ACTOR_SHUTDOWN, deadline);
-}
-
-tr_watch_rx *tr_sup_signal(void) {
-    tr_actor_ref me = tr_actor_self();
-    if (tr_actor_ref_is_none(me))
-        return NULL;
-    tr__actor *a = tr__actor_lock(me);
-    if (!a)
-        return NULL;
-    tr__child *k = a->ext && a->ext->on_end == tr__sup_hook ? a->ext->on_end_ctx : NULL;
-    tr_spin_unlock(&a->slot->lock);
-    return k ? k->sig : NULL;
-}
-
-bool tr_sup_stopping(void) {
-    tr_watch_rx *rx = tr_sup_signal();
-    int st = TR_SUP_RUNNING;
-    if (rx)
-        tr_watch_get(rx, &st);
-    return st == TR_SUP_STOPPING;
 }
