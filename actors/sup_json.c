@@ -310,8 +310,8 @@ int tr_sup_start_json(tr_actor_ref *out, const json_t *tree, const tr_actor_opts
                 who = x.jargs[i]->where;
         if (who)
             snprintf(err, errlen, "%s: init failed: reason %d", who, rc);
-        else if (rc == TR_EINVAL)
-            tr_sup_check(spec, err, errlen); /* the C spec's own rules */
+        else if (rc == TR_EINVAL && tr_sup_check(spec, err, errlen) != 0)
+            ; /* the C spec's own rules said why */
         else if (rc == TR_EEXIST)
             snprintf(err, errlen, "an actor name in the tree is already registered");
         else

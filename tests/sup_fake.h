@@ -44,9 +44,14 @@ static void fake_stop_kids(fake_sup *s) {
     }
 }
 
+typedef struct fake_args {
+    const tr_sup_spec *spec;
+    tr_runtime *rt;
+} fake_args;
+
 static int fake_sup_init(void *st, const void *args) {
     fake_sup *s = st;
-    const tr_sup_spec *spec = args;
+    const tr_sup_spec *spec = ((const fake_args *)args)->spec;
     for (size_t i = 0; i < spec->nchildren; i++) {
         const tr_child_spec *k = &spec->children[i];
         if (!k->sup && k->args_drop)
@@ -57,7 +62,7 @@ static int fake_sup_init(void *st, const void *args) {
     for (size_t i = 0; i < spec->nchildren; i++) {
         const tr_child_spec *k = &spec->children[i];
         tr_actor_opts o = k->opts;
-        o.runtime = NULL;
+        o.runtime = ((const fake_args *)args)->rt;
         int rc = k->sup ? tr_sup_start(&s->kids[s->n], k->sup, &o)
                         : tr_actor_spawn(&s->kids[s->n], k->type, k->args, &o);
         if (rc) {
@@ -106,7 +111,8 @@ int tr_sup_check(const tr_sup_spec *spec, char *err, size_t errlen) {
 int tr_sup_start(tr_actor_ref *out, const tr_sup_spec *spec, const tr_actor_opts *opts) {
     if (!out || !spec)
         return TR_EINVAL;
-    return tr_actor_spawn(out, &fake_sup_type, spec, opts);
+    fake_args a = {spec, opts && opts->runtime ? opts->runtime : tr_runtime_current()};
+    return tr_actor_spawn(out, &fake_sup_type, &a, opts);
 }
 
 int tr_sup_stop(tr_actor_ref sup, int64_t deadline) {
