@@ -223,7 +223,7 @@ static void start_daemon(dproc *dm, daemon_cfg *d, const char *config_text) {
     if (dm->pid == 0) {
         close(p[0]);
         ev_fd = p[1];
-        _exit(daemon_main(d));
+        exit(daemon_main(d)); /* exit, not _exit: LSan checks the daemon too */
     }
     close(p[1]);
     dm->fd = p[0];
