@@ -214,6 +214,9 @@ static int check_tree(const json_t *t, const where *w, int depth, char *err, siz
     if (dynamic && n != 1)
         return fail(err, errlen, path, "children",
                     "simple_one_for_one needs exactly one child (the template), got %zu", n);
+    if (dynamic && autoshut != TR_AUTO_SHUTDOWN_NEVER)
+        return fail(err, errlen, path, "auto_shutdown",
+                    "must be never for simple_one_for_one (as in OTP)");
     for (size_t i = 0; i < n; i++) {
         char cpath[512];
         if (snprintf(cpath, sizeof cpath, "%s%schildren[%zu]", path, *path ? "." : "", i) >=

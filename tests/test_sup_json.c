@@ -172,6 +172,9 @@ static const bad bad_docs[] = {
      "children: simple_one_for_one needs exactly one child (the template), got 2"},
     {"{\"strategy\":\"simple_one_for_one\",\"children\":[{\"type\":\"jprobe\",\"name\":\"c\"}]}",
      "children[0].name: simple_one_for_one children cannot be named (they would share the name)"},
+    {"{\"strategy\":\"simple_one_for_one\",\"auto_shutdown\":\"any_significant\","
+     "\"children\":[{\"type\":\"jprobe\",\"restart\":\"transient\",\"significant\":true}]}",
+     "auto_shutdown: must be never for simple_one_for_one (as in OTP)"},
     /* nested */
     {"{\"children\":[{\"id\":\"a\",\"type\":\"jprobe\"},{\"id\":\"conns\",\"supervisor\":"
      "{\"children\":[{\"id\":\"x\",\"type\":\"jprobe\",\"shutdown\":-3}]}}]}",
