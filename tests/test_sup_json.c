@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "actor_testutil.h"
-#include "sup_fake.h"
 #include "tr_sup.h"
 
 /* ---- a type that reads its JSON args ------------------------------------------- */

@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "actor_testutil.h"
-#include "sup_fake.h"
 #include "tr_sup.h"
 
 static int ev_fd = -1; /* the daemon's end of the event pipe */
