@@ -127,6 +127,19 @@ static void await_still_running(tr_actor_ref r) {
     ck_assert_int_ne(info.state, TR_ACTOR_DEAD);
 }
 
+/* Waits until the actor has no activation (polled with a deadline). */
+static void await_idle(tr_actor_ref r) {
+    int64_t dl = TR_TEST_DEADLINE();
+    tr_actor_info info;
+    for (;;) {
+        ck_assert_tr_ok(tr_actor_info_get(r, &info));
+        if (info.state == TR_ACTOR_IDLE)
+            return;
+        ck_assert_msg(tr_now() < dl, "actor never went idle (state %d)", info.state);
+        tr_yield();
+    }
+}
+
 static void *caller_task(void *arg) {
     tr_actor_ref *r = arg;
     kmsg m = kmk(K_STUCK);
@@ -217,6 +230,7 @@ static void *hooked_body(void *arg) {
     ck_assert_tr_ok(tr_actor_info_get(r, &info));
     ck_assert_int_eq(info.restarts, 1);
     /* A hard kill of the idle new incarnation is a kill: terminate runs. */
+    await_idle(r);
     ck_assert_tr_ok(tr__actor_kill_hard(r));
     await_count(&K.hooks, 2);
     ck_assert_int_eq(atomic_load(&K.terminates), 1);
@@ -273,6 +287,9 @@ static void *idle_body(void *arg) {
     long v;
     kmsg m = kmk(K_ADD);
     ck_assert_tr_ok(tr_actor_call(r, &m, &v, TR_TEST_DEADLINE()));
+    /* The reply comes before the handler returns: wait for idle (a hard
+     * kill landing while the handler still runs ends it without terminate). */
+    await_idle(r);
     ck_assert_tr_ok(tr__actor_kill_hard(r)); /* = tr_actor_kill */
     int reason = -1;
     ck_assert_tr_ok(tr_actor_wait(r, &reason, TR_TEST_DEADLINE()));
