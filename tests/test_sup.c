@@ -485,11 +485,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, no_message_lost, 0, 3);
     suite_add_tcase(s, tc);
     tc = tr_tcase("shutdown");
-#ifndef TR_SUP_KILL_STUB /* needs the real tr__actor_kill_hard (kill branch) */
     tcase_add_loop_test(tc, shutdown_cancel_then_kill, 0, 2);
-#else
-    (void)shutdown_cancel_then_kill;
-#endif
     tcase_add_loop_test(tc, shutdown_signal, 0, 2);
     tcase_add_loop_test(tc, killed_supervisor, 0, 2);
     suite_add_tcase(s, tc);
