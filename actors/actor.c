@@ -126,6 +126,18 @@ static void die_finish(death *d) {
         if (x->name)
             tr__registry_forget(x->name, d->ref);
         tr__notify_death(d->ref, d->reason, x->mons, x->nmons, x->links, x->nlinks);
+        /* The text outlives the actor, like its reason, so that whoever
+         * looks at a dead actor (tr_sup_run at its root's end) can read
+         * why: "reached max restart intensity". */
+        if (x->reason_text[0]) {
+            char *text = strdup(x->reason_text);
+            tr__slot *s = d->a->slot;
+            tr_spin_lock(&s->lock);
+            char *old = s->reason_text;
+            s->reason_text = text;
+            tr_spin_unlock(&s->lock);
+            free(old);
+        }
         free(x);
     }
     free(d->a);

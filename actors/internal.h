@@ -55,6 +55,7 @@ typedef struct tr__slot {
     tr__actor *a;                       /* NULL: free, or the actor has died */
     _Atomic(const tr_actor_type *) type;/* of the last actor; read lock-free by senders */
     int reason;                         /* why the last actor died (a == NULL) */
+    char *reason_text;                  /* its text (tr_actor_fail...), or NULL */
     uint32_t next_free;
 } tr__slot;
 

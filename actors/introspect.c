@@ -22,6 +22,8 @@ static void fill_locked(tr__slot *s, tr_actor_info *out) {
     if (!a) {
         out->state = TR_ACTOR_DEAD;
         out->reason = s->reason;
+        if (s->reason_text)
+            snprintf(out->reason_text, sizeof out->reason_text, "%s", s->reason_text);
         return;
     }
     tr__ext *x = a->ext;

@@ -72,8 +72,11 @@ tr__slot *tr__slot_alloc(uint32_t *idx_out) {
         s->gen = 1;
     s->a = NULL;
     s->reason = 0;
+    char *old_text = s->reason_text;
+    s->reason_text = NULL;
     s->next_free = 0;
     tr_spin_unlock(&s->lock);
+    free(old_text);
     *idx_out = idx;
     return s;
 }

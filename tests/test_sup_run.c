@@ -116,6 +116,42 @@ static const tr_actor_type slow_type = {
     .init = named_init, .handle = named_handle, .terminate = slow_terminate,
 };
 
+/* Crashes (reason 7) on the message its init sends itself: every
+ * incarnation crashes once, so its supervisor soon gives up. */
+static int crasher_init(void *st, const void *args) {
+    (void)args;
+    named *n = st;
+    snprintf(n->id, sizeof n->id, "crasher");
+    emit("init crasher");
+    int m = 0;
+    return tr_actor_try_cast(tr_actor_self(), &m);
+}
+
+static int crasher_handle(void *st, tr_actor_msg *m) {
+    (void)st;
+    (void)m;
+    return 7;
+}
+
+static const tr_actor_type crasher_type = {
+    .name = "crasher", .state_size = sizeof(named), .msg_size = sizeof(int),
+    .init = crasher_init, .handle = crasher_handle,
+};
+
+/* Ends normally on the message its init sends itself. */
+static int quitter_handle(void *st, tr_actor_msg *m) {
+    (void)st;
+    (void)m;
+    emit("quitter quits");
+    tr_actor_exit(TR_ACTOR_NORMAL); /* returning 0 would mean "go on" */
+    return 0;
+}
+
+static const tr_actor_type quitter_type = {
+    .name = "quitter", .state_size = sizeof(named), .msg_size = sizeof(int),
+    .init = crasher_init, .handle = quitter_handle,
+};
+
 /* ---- the daemon process ---------------------------------------------------------------- */
 
 typedef struct daemon_cfg {
@@ -148,6 +184,8 @@ static int daemon_main(const daemon_cfg *d) {
     int rc = tr_sup_register_type("named", &named_type);
     rc = rc ? rc : tr_sup_register_type("watcher", &watcher_type);
     rc = rc ? rc : tr_sup_register_type("slow", &slow_type);
+    rc = rc ? rc : tr_sup_register_type("crasher", &crasher_type);
+    rc = rc ? rc : tr_sup_register_type("quitter", &quitter_type);
     ck_assert_tr_ok(rc);
     tr_sup_run_opts o = {0};
     o.config_path = d->config_path;
@@ -252,7 +290,7 @@ static void expect(dproc *dm, const char *prefix) {
     int64_t dl = TR_TEST_DEADLINE();
     while (!take_line(dm, prefix)) {
         int64_t left = (dl - tr_now()) / 1000000;
-        ck_assert_msg(left > 0, "no line \"%s\" from the daemon", prefix);
+        ck_assert_msg(left > 0, "no line \"%s\" from the daemon; it said:\n%s", prefix, dm->buf);
         ck_assert_msg(dm->len < sizeof dm->buf - 1, "the daemon's lines fill the buffer");
         struct pollfd pfd = {.fd = dm->fd, .events = POLLIN};
         if (poll(&pfd, 1, (int)left) <= 0)
@@ -388,6 +426,36 @@ START_TEST(stop_past_deadline) {
 }
 END_TEST
 
+/* A root that gives up (restart intensity) ends the run: exit 1. */
+START_TEST(root_gives_up) {
+    dproc dm;
+    daemon_cfg d = {.tree = "{\"intensity\":2,\"period_ms\":60000,\"children\":["
+                            "{\"id\":\"a\",\"type\":\"named\",\"args\":\"a\"},"
+                            "{\"id\":\"c\",\"type\":\"crasher\"}]}"};
+    start_daemon(&dm, &d, NULL);
+    expect(&dm, "init a");
+    expect(&dm, "log: troupe: the root supervisor gave up: reached max restart intensity");
+    expect(&dm, "term a 1");
+    ck_assert_int_eq(reap(&dm), 1);
+}
+END_TEST
+
+/* A root that ends by auto_shutdown (its significant child finished) ends
+ * the run normally: exit 0. */
+START_TEST(root_auto_shutdown) {
+    dproc dm;
+    daemon_cfg d = {.tree = "{\"auto_shutdown\":\"any_significant\",\"children\":["
+                            "{\"id\":\"a\",\"type\":\"named\",\"args\":\"a\"},"
+                            "{\"id\":\"q\",\"type\":\"quitter\",\"restart\":\"transient\","
+                            "\"significant\":true}]}"};
+    start_daemon(&dm, &d, NULL);
+    expect(&dm, "quitter quits");
+    expect(&dm, "term a 1");
+    expect(&dm, "log: troupe: the root supervisor ended");
+    ck_assert_int_eq(reap(&dm), 0);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("sup_run");
     TCase *tc = tr_tcase("run");
@@ -397,6 +465,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, refused_config_at_start);
     tcase_add_test(tc, bad_tree_at_start);
     tcase_add_test(tc, stop_past_deadline);
+    tcase_add_test(tc, root_gives_up);
+    tcase_add_test(tc, root_auto_shutdown);
     suite_add_tcase(s, tc);
     return s;
 }
