@@ -462,12 +462,39 @@ static int sup_init(void *st, const void *args) {
     return 0;
 }
 
+/* The supervisor's own task was killed (tr__actor_kill_hard, by a parent
+ * whose patience ran out) while its code waited: terminate will not run,
+ * so this cleanup does its part without waiting (waits in a dying task
+ * return TR_ECANCELED): the children still running are detached and
+ * killed, the others let go, and the state freed.  Without it the
+ * children would keep end hooks pointing at freed records. */
+static void sup_killed(void *p) {
+    tr__sup **st = p;
+    tr__sup *c = *st;
+    if (!c)
+        return;
+    tr__sup_node_publish(c->node);
+    for (size_t i = 0; i < c->n; i++)
+        if (c->kids[i]->live)
+            abandon(c->kids[i]);
+    for (size_t i = 0; i < c->n; i++)
+        tr__sup_let_go(c, c->kids[i], c->kids[i]->last_reason);
+    core_free(c);
+    *st = NULL;
+}
+
 static int sup_handle(void *st, tr_actor_msg *m) {
+    tr_cleanup cl;
+    tr_cleanup_push(&cl, sup_killed, st);
     tr__sup_handle_req(*(tr__sup **)st, m);
+    /* Cancelled: we are being killed, and a hard kill would end us at the
+     * activation's next safe point, after this cleanup is popped and
+     * without terminate.  Take the children down now. */
+    tr_cleanup_pop(&cl, tr_task_cancelled());
     return 0;
 }
 
-static void sup_on_down(void *st, tr_actor_ref who, int reason) {
+static void sup_child_note(void *st, tr_actor_ref who, int reason) {
     tr__sup *c = *(tr__sup **)st;
     size_t i = tr__sup_find_ref(c, who);
     if (i == SIZE_MAX)
@@ -488,7 +515,7 @@ static void sup_on_down(void *st, tr_actor_ref who, int reason) {
     child_ended(c, i, reason);
 }
 
-static void sup_terminate(void *st, int reason) {
+static void sup_end(void *st, int reason) {
     tr__sup *c = *(tr__sup **)st;
     if (!c)
         return;
@@ -501,6 +528,20 @@ static void sup_terminate(void *st, int reason) {
         tr__sup_let_go(c, c->kids[i], c->kids[i]->last_reason);
     core_free(c);
     *(tr__sup **)st = NULL;
+}
+
+static void sup_on_down(void *st, tr_actor_ref who, int reason) {
+    tr_cleanup cl;
+    tr_cleanup_push(&cl, sup_killed, st);
+    sup_child_note(st, who, reason);
+    tr_cleanup_pop(&cl, tr_task_cancelled()); /* as in sup_handle */
+}
+
+static void sup_terminate(void *st, int reason) {
+    tr_cleanup cl;
+    tr_cleanup_push(&cl, sup_killed, st);
+    sup_end(st, reason);
+    tr_cleanup_pop(&cl, false);
 }
 
 const tr_actor_type tr__sup_type = {

@@ -324,6 +324,37 @@ static void *stuck_body(void *p) {
 START_TEST(shutdown_cancel_then_kill) { run_in(workers_for(_i), stuck_body, NULL); }
 END_TEST
 
+int tr__actor_kill_hard(tr_actor_ref ref); /* actors/internal.h */
+
+/* A supervisor killed hard while it waits in a handler (stopping a child
+ * that never ends): it still takes its children down with it. */
+static void *killed_hard_body(void *p) {
+    (void)p;
+    wk_reset();
+    wargs a[2] = {{1, 0, 0}, {2, 0, 0}};
+    tr_child_spec kids[2] = {wk_child("a", &a[0], TR_RESTART_PERMANENT),
+                             wk_child("stuck", &a[1], TR_RESTART_PERMANENT)};
+    kids[1].shutdown_ms = TR_SHUTDOWN_INFINITY;
+    tr_sup_spec spec = {.children = kids, .nchildren = 2};
+    tr_actor_ref sup, refs[2];
+    ck_assert_tr_ok(tr_sup_start(&sup, &spec, NULL));
+    child_refs(sup, refs, 2);
+    ck_assert_tr_ok(wk_cast(refs[1], W_STUCK, 0));
+    wait_count(&G.in_stuck, 1);
+    /* The supervisor now waits, without limit, for "stuck" to stop. */
+    ck_assert_int_eq(tr_sup_terminate_child(sup, "stuck", tr_after_ms(50)), TR_ETIMEDOUT);
+    ck_assert_tr_ok(tr__actor_kill_hard(sup));
+    int r;
+    ck_assert_tr_ok(tr_actor_wait(sup, &r, TR_TEST_DEADLINE()));
+    ck_assert_int_eq(r, TR_ACTOR_KILLED);
+    ck_assert_tr_ok(tr_actor_wait(refs[1], &r, TR_TEST_DEADLINE()));
+    ck_assert_tr_ok(tr_actor_wait(refs[0], &r, TR_TEST_DEADLINE()));
+    ck_assert_int_eq(atomic_load(&G.cleanup_ran), 1);
+    return NULL;
+}
+START_TEST(killed_hard_supervisor) { run_in(workers_for(_i), killed_hard_body, NULL); }
+END_TEST
+
 /* A killed supervisor kills its children; BRUTAL children are killed. */
 static void *killed_body(void *p) {
     (void)p;
@@ -488,6 +519,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, shutdown_cancel_then_kill, 0, 2);
     tcase_add_loop_test(tc, shutdown_signal, 0, 2);
     tcase_add_loop_test(tc, killed_supervisor, 0, 2);
+    tcase_add_loop_test(tc, killed_hard_supervisor, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
