@@ -151,10 +151,15 @@ typedef struct tr_cleanup {
  * it does nothing.  Never waits. */
 void tr_cleanup_push(tr_cleanup *c, void (*fn)(void *arg), void *arg);
 /* Removes c, the most recent registration of the calling task, and runs
- * it if run is true.  Never waits. */
+ * it if run is true (on a plain thread too).  Registrations made after c
+ * and never popped (their frames were left by a longjmp, as
+ * tr_actor_fail does) are removed with it, unrun.  Popping a c that is not
+ * registered only runs it (if run).  Never waits. */
 void tr_cleanup_pop(tr_cleanup *c, bool run);
 
-/* Kills t (see above).  Works from any thread.  Returns 0, or TR_EINVAL
+/* Kills t (see above).  Works from any thread; t must be a handle the
+ * caller may use (as for tr_task_cancel).  While its cleanups run, the
+ * dying task's waits return TR_ECANCELED: a cleanup must not wait.  Returns 0, or TR_EINVAL
  * (NULL).  Killing a task that has returned, or killing twice, does
  * nothing.  A task that kills itself ends at once (after its cleanups),
  * and this call does not return.  Never waits. */
