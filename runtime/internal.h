@@ -166,6 +166,12 @@ struct tr_task {
     void *result;
     atomic_int refs;            /* the handle, the running body, a queued poke */
     atomic_bool cancelled;
+    /* Killed (kill.c): set once, before cancelled, by tr_task_kill. */
+    atomic_bool killed;
+    /* The die path runs (its cleanups): waits return TR_ECANCELED rather
+     * than entering it again.  Own thread only. */
+    bool dying;
+    tr_cleanup *cleanups;       /* registered, most recent first; own thread only */
     tr_waiter *waiter;          /* set while parked; worker thread only */
     int budget;
     tr_spin lock;               /* guards done and joiners */
@@ -244,12 +250,29 @@ static inline tr_task *tr__current(void) {
 
 /* Suspends the current task until something schedules it again. */
 void tr__suspend(void);
-/* tr_wait_enter() for a caller that knows its task (NULL: a plain thread). */
+/* The killed task self dies (kill.c): its cleanups run, most recent first,
+ * then it ends as if it had returned TR_TASK_KILLED.  Called only where
+ * self has nothing linked in a wait queue and holds no runtime lock. */
+void tr__task_die(tr_task *self) __attribute__((noreturn, noinline));
+/* Leaves a task that has finished (tr__task_finish done) for good: its
+ * stack goes back to the pool after the switch (worker.c). */
+void tr__task_leave(tr_task *self) __attribute__((noreturn));
+/* A safe point: a killed task dies here (unless it is already dying).
+ * killed is set before cancelled, so callers on a hot path may test
+ * cancelled first and come here only then. */
+static inline void tr__kill_point(tr_task *self) {
+    if (TR_UNLIKELY(atomic_load_explicit(&self->killed, memory_order_relaxed)) && !self->dying)
+        tr__task_die(self);
+}
+/* tr_wait_enter() for a caller that knows its task (NULL: a plain thread).
+ * Every wait starts here, with nothing linked: it is a kill's safe point. */
 static inline int tr__wait_enter(tr_task *self) {
     if (!self)
         return 0;
-    if (atomic_load_explicit(&self->cancelled, memory_order_relaxed))
+    if (atomic_load_explicit(&self->cancelled, memory_order_relaxed)) {
+        tr__kill_point(self);
         return TR_ECANCELED;
+    }
     if (--self->budget <= 0)
         return tr_yield();
     return 0;

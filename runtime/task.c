@@ -210,6 +210,9 @@ spawn_on(tr_runtime *rt, tr_worker *w, bool local, size_t stack_size, const char
     t->body_ref_passed = false;
     atomic_init(&t->refs, out ? 2 : 1);
     atomic_init(&t->cancelled, false);
+    atomic_init(&t->killed, false);
+    t->dying = false;
+    t->cleanups = NULL;
     atomic_init(&t->poke_queued, 0);
     tr__ctx_make(&t->ctx, t->stack.lo, t->stack.size - t->stack.color, tr__task_entry, t);
     if (out)

@@ -256,8 +256,10 @@ int tr_yield(void) {
         sched_yield();
         return 0;
     }
-    if (TR_UNLIKELY(atomic_load_explicit(&self->cancelled, memory_order_relaxed)))
+    if (TR_UNLIKELY(atomic_load_explicit(&self->cancelled, memory_order_relaxed))) {
+        tr__kill_point(self);
         return TR_ECANCELED;
+    }
     self->budget = TR_BUDGET;
     tr_task *next = w->runq_head;
     if (TR_LIKELY(next && !w->lifo && w->poll_in > 1)) {
@@ -273,10 +275,12 @@ int tr_yield(void) {
         w->current = next;
         switch_ctx(&self->ctx, &next->ctx, &next->san, false);
         reap(w);
+        tr__kill_point(self); /* killed while it waited its turn */
         return 0;
     }
     tr__schedule(self);
     tr__suspend();
+    tr__kill_point(self);
     return 0;
 }
 
@@ -298,6 +302,15 @@ void tr__task_entry(void *arg) {
     w->zombie = t;
     switch_away(w, t, pick_next(w), true);
     abort(); /* a returned task is never resumed */
+}
+
+/* tr__task_entry's end for a task that dies rather than returns (kill.c):
+ * its frames below are abandoned, never resumed. */
+void tr__task_leave(tr_task *t) {
+    tr_worker *w = t->worker;
+    w->zombie = t;
+    switch_away(w, t, pick_next(w), true);
+    abort();
 }
 
 /* ---- the worker thread --------------------------------------------------------- */
