@@ -46,11 +46,20 @@ tr__ext *tr__ext_get(tr__actor *a) {
     return a->ext;
 }
 
+/* r->phase is read by tr__actor_kill_hard on another thread (under the
+ * slot lock): written with relaxed atomic stores.  It is set under the
+ * lock where the actor's code is entered from the loop (a message popped,
+ * terminate about to run), so that a hard kill that finds NONE under the
+ * lock knows no handler or terminate can start before it sees KILLED. */
+static inline void set_phase(tr__run *r, int phase) {
+    __atomic_store_n(&r->phase, phase, __ATOMIC_RELAXED);
+}
+
 static void run_setup(tr__run *r, tr__actor *a, tr_task *task) {
     r->a = a;
     r->task = task;
     r->prev = NULL;
-    r->phase = TR__PHASE_NONE;
+    set_phase(r, TR__PHASE_NONE);
     r->fail_reason = 0;
     r->exit_set = false;
     r->exit_reason = 0;
@@ -152,13 +161,15 @@ static void end_after_terminate(tr__run *r, int reason) {
     die_finish(&d);
 }
 
-/* Runs terminate and ends the incarnation.  A kill overrides the reason. */
-static void end_incarnation(tr__run *r, int reason) {
+/* Runs terminate and ends the incarnation.  A kill overrides the reason.
+ * hard: the task running it is being killed (kill_end below): no
+ * terminate, and the reason is TR_ACTOR_KILLED whatever came before. */
+static void end_incarnation_as(tr__run *r, int reason, bool hard) {
     tr__actor *a = r->a;
     tr__slot *s = a->slot;
     tr__spill sp = {0};
     tr_spin_lock(&s->lock);
-    if (a->life == TR__LIFE_KILLED)
+    if (a->life == TR__LIFE_KILLED && !hard)
         reason = a->end_reason;
     bool hooked = a->ext && a->ext->on_end;
     if (a->ext)
@@ -166,16 +177,20 @@ static void end_incarnation(tr__run *r, int reason) {
     if (!hooked)
         tr__senders_refuse_locked(a, &sp); /* closed from now on */
     a->life = TR__LIFE_ENDING;
+    if (a->type->terminate && !hard)
+        set_phase(r, TR__PHASE_TERMINATE); /* under the lock: see set_phase */
     tr_spin_unlock(&s->lock);
     tr__spill_finish(a->type, &sp);
     r->end_reason = reason;
-    if (a->type->terminate) {
-        r->phase = TR__PHASE_TERMINATE;
+    if (a->type->terminate && !hard) {
+        set_phase(r, TR__PHASE_TERMINATE);
         a->type->terminate(a->state, reason);
-        r->phase = TR__PHASE_NONE;
+        set_phase(r, TR__PHASE_NONE);
     }
     end_after_terminate(r, reason);
 }
+
+static void end_incarnation(tr__run *r, int reason) { end_incarnation_as(r, reason, false); }
 
 /* The handler left without using its reply: the caller gets TR_EDOWN. */
 static void finish_message(tr__run *r) {
@@ -191,12 +206,12 @@ static void finish_message(tr__run *r) {
 /* A _longjmp from tr_actor_fail arrived. */
 static void after_fail(tr__run *r) {
     if (r->phase == TR__PHASE_TERMINATE) { /* terminate itself failed: go on ending */
-        r->phase = TR__PHASE_NONE;
+        set_phase(r, TR__PHASE_NONE);
         end_after_terminate(r, r->end_reason);
         return;
     }
     finish_message(r);
-    r->phase = TR__PHASE_NONE;
+    set_phase(r, TR__PHASE_NONE);
     end_incarnation(r, r->fail_reason);
 }
 
@@ -230,9 +245,9 @@ static int handle_user(tr__run *r, tr__mnode *n) {
     r->sent = r->kept = false;
     if (n->reply)
         tr__reply_bind(n->reply, &r->sent);
-    r->phase = TR__PHASE_HANDLE;
+    set_phase(r, TR__PHASE_HANDLE);
     int rc = a->type->handle(a->state, &r->msg);
-    r->phase = TR__PHASE_NONE;
+    set_phase(r, TR__PHASE_NONE);
     finish_message(r);
     return rc;
 }
@@ -242,14 +257,14 @@ static int handle_sys(tr__run *r, tr__sysnode *sn) {
     tr__sysnode m = *sn;
     free(sn); /* before the callback: a tr_actor_fail in it must leak nothing */
     int rc = 0;
-    r->phase = TR__PHASE_SYS;
+    set_phase(r, TR__PHASE_SYS);
     if (m.kind == TR__SYS_DOWN) {
         if (a->type->on_down)
             a->type->on_down(a->state, m.who, m.reason);
     } else if (a->type->on_exit) {
         rc = a->type->on_exit(a->state, m.who, m.reason);
     }
-    r->phase = TR__PHASE_NONE;
+    set_phase(r, TR__PHASE_NONE);
     return rc;
 }
 
@@ -323,6 +338,7 @@ static void run_loop(tr__run *r) {
         }
         if (n)
             a->handled++;
+        set_phase(r, n ? TR__PHASE_HANDLE : TR__PHASE_SYS); /* under the lock: see set_phase */
         tr_spin_unlock(&s->lock);
         if (wake)
             tr_waiter_wake(wake->waiter);
@@ -336,20 +352,72 @@ static void run_loop(tr__run *r) {
     }
 }
 
+/* ---- a killed activation (tr__actor_kill_hard) ------------------------------------
+ *
+ * The activation registers a tr_cleanup around the actor's code.  If its
+ * task is killed (tr_task_kill), the task never comes back from its next
+ * wait: this cleanup runs instead, on the same stack below the abandoned
+ * frames, and ends the incarnation as an end without terminate would:
+ * the message being handled is finished (its caller gets TR_EDOWN), then
+ * end_incarnation_as(hard) — senders refused or the mailbox kept for
+ * LIMBO, kept replies failed, waiters woken, and the end hook (LIMBO) or
+ * death (monitors, links, registry).  Nothing on that path waits (the end
+ * hook must not either); were something to, the dying task's waits return
+ * TR_ECANCELED rather than dying again.
+ *
+ * The guard holds the ref, not just the run record: if the kill lands
+ * after this incarnation has already ended (in the end hook, say), a may
+ * be freed or restarted, and the slot (stable memory) tells: a->run is
+ * this run record only while this activation still runs the actor. */
+typedef struct kill_guard {
+    tr_cleanup c;
+    tr__run *r;
+    tr_actor_ref ref;
+} kill_guard;
+
+static void kill_end(void *p) {
+    kill_guard *g = p;
+    tr__run *r = g->r;
+    tr__slot *s = tr__slot_lock(g->ref);
+    bool ours = s && s->a && s->a->run == r;
+    if (s)
+        tr_spin_unlock(&s->lock);
+    if (ours) {
+        if (r->phase == TR__PHASE_TERMINATE) { /* ENDING already: finish it */
+            set_phase(r, TR__PHASE_NONE);
+            end_after_terminate(r, TR_ACTOR_KILLED);
+        } else {
+            finish_message(r);
+            set_phase(r, TR__PHASE_NONE);
+            end_incarnation_as(r, TR_ACTOR_KILLED, true);
+        }
+    }
+    tr__self_pop(r, r->prev); /* activation_main's own pop is abandoned */
+}
+
 static void *activation_main(void *p) {
     tr__actor *a = p;
     tr__run run;
     run_setup(&run, a, tr_task_self());
     run.prev = tr__self_push(&run);
+    kill_guard g = {.r = &run, .ref = tr__ref_of(a)};
+    tr_cleanup_push(&g.c, kill_end, &g);
     tr__slot *s = a->slot;
     tr_spin_lock(&s->lock);
     a->run = &run;
     a->sched = TR__SCHED_RUNNING;
     tr_spin_unlock(&s->lock);
-    if (_setjmp(run.jb) == 0)
+    if (_setjmp(run.jb) == 0) {
         run_loop(&run);
-    else
+    } else {
+        /* tr_actor_fail abandoned the handler's frames like longjmp: the
+         * cleanups they registered and did not pop are dropped with them
+         * (popping ours drops everything above it), and ours goes back. */
+        tr_cleanup_pop(&g.c, false);
+        tr_cleanup_push(&g.c, kill_end, &g);
         after_fail(&run);
+    }
+    tr_cleanup_pop(&g.c, false);
     /* run.a may be freed by now: only the task's own map is touched. */
     tr__self_pop(&run, run.prev);
     return NULL;
@@ -421,24 +489,56 @@ bool tr__kill_locked(tr__actor *a, int reason, tr__spill *sp) {
 
 /* ---- spawn ------------------------------------------------------------------------- */
 
+/* The task running an init inline (the spawner's, or a restarter's) is
+ * killed while init runs: the caller never sees init's end, so this does
+ * what it would do on a failed init, with TR_ACTOR_KILLED: a new actor
+ * dies (nobody has its ref yet), a restarted one goes back to LIMBO. */
+typedef struct init_guard {
+    tr_cleanup c;
+    tr__run *r;
+    bool restart;
+} init_guard;
+
+static void init_killed(void *p) {
+    init_guard *g = p;
+    tr__actor *a = g->r->a;
+    tr__slot *s = a->slot;
+    tr_spin_lock(&s->lock);
+    a->run = NULL;
+    if (g->restart) {
+        a->life = TR__LIFE_LIMBO;
+        a->sched = TR__SCHED_LIMBO;
+        tr_spin_unlock(&s->lock);
+    } else {
+        death d;
+        die_locked(a, TR_ACTOR_KILLED, &d);
+        tr_spin_unlock(&s->lock);
+        die_finish(&d);
+    }
+    tr__self_pop(g->r, g->r->prev);
+}
+
 /* Runs init inline (see the top of the file).  Returns init's result. */
-static int run_init(tr__actor *a, const void *args) {
+static int run_init(tr__actor *a, const void *args, bool restart) {
     if (!a->type->init)
         return 0;
     tr__run run;
     run_setup(&run, a, NULL);
     run.prev = tr__self_push(&run);
+    init_guard g = {.r = &run, .restart = restart};
+    tr_cleanup_push(&g.c, init_killed, &g);
     tr__slot *s = a->slot;
     tr_spin_lock(&s->lock);
     a->run = &run;
     tr_spin_unlock(&s->lock);
     int rc;
-    run.phase = TR__PHASE_INIT;
+    set_phase(&run, TR__PHASE_INIT);
     if (_setjmp(run.jb) == 0)
         rc = a->type->init(a->state, args);
     else
         rc = run.fail_reason;
-    run.phase = TR__PHASE_NONE;
+    tr_cleanup_pop(&g.c, false); /* also drops what a failed init left above it */
+    set_phase(&run, TR__PHASE_NONE);
     tr_spin_lock(&s->lock);
     a->run = NULL;
     tr_spin_unlock(&s->lock);
@@ -553,7 +653,7 @@ int tr__actor_spawn_hooked(tr_actor_ref *out, const tr_actor_type *type, const v
             return rc;
         }
     }
-    rc = run_init(a, args);
+    rc = run_init(a, args, false);
     if (rc != 0) { /* dies with init's reason, without terminate (OTP's rule) */
         tr_spin_lock(&s->lock);
         death d;
@@ -601,7 +701,7 @@ int tr__actor_restart(tr_actor_ref ref, const void *args) {
     a->ext->restarts++; /* LIMBO implies an ext with the hook */
     tr_spin_unlock(&s->lock);
     memset(a->state, 0, a->type->state_size);
-    int rc = run_init(a, args);
+    int rc = run_init(a, args, true);
     if (rc != 0) {
         tr_spin_lock(&s->lock);
         a->life = TR__LIFE_LIMBO;

@@ -376,6 +376,12 @@ int tr_actor_call(tr_actor_ref ref, const void *request, void *reply_out, int64_
         return TR_EDOWN;
     if (t->reply_size == 0)
         return TR_EINVAL;
+    /* A killed caller dies in its first tr_wait_enter: let that come
+     * before the node and the reply slot exist, or they would be lost
+     * with its frames.  A cancelled one goes on (its request is consumed
+     * by the tr_wait_enter below). */
+    if (__builtin_expect(tr_task_cancelled(), 0))
+        (void)tr_wait_enter();
     tr__run *self = tr__self();
     tr__mnode *n = tr__mnode_new(t->msg_size, request);
     if (!n)

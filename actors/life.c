@@ -98,6 +98,43 @@ int tr_actor_kill(tr_actor_ref ref) {
     return 0;
 }
 
+/* tr_actor_kill, and the task running the actor's code killed too (see
+ * kill_end in actor.c for how the incarnation then ends).  Only an
+ * activation's task is killed: an init running inline runs on its
+ * spawner's (or restarter's) task, and an end run inline (end_inline) on
+ * whoever triggered it; killing those would kill somebody else, so there
+ * this is tr_actor_kill alone (the init's or terminate's waits are
+ * cancelled; the incarnation ends when they return). */
+int tr__actor_kill_hard(tr_actor_ref ref) {
+    if (tr_actor_ref_is_none(ref))
+        return TR_EINVAL;
+    tr__actor *a = tr__actor_lock(ref);
+    if (!a)
+        return TR_EDOWN;
+    tr__spill sp = {0};
+    bool spawn = tr__kill_locked(a, TR_ACTOR_KILLED, &sp);
+    /* Only while the actor's code runs (a handler, on_down/on_exit,
+     * terminate): an activation in its own loop sees the kill under this
+     * lock and ends the incarnation itself, terminate included. */
+    tr__run *r = a->run;
+    tr_task *victim = r && r->task && __atomic_load_n(&r->phase, __ATOMIC_RELAXED) !=
+                                          TR__PHASE_NONE ? r->task : NULL;
+    tr_task *self = tr_task_self();
+    /* Under the lock: the activation cannot finish (and free its detached
+     * task) before it has cleared a->run, which takes this lock.  Killing
+     * another task never waits nor switches. */
+    if (victim && victim != self)
+        tr_task_kill(victim);
+    const tr_actor_type *t = a->type;
+    tr_spin_unlock(&a->slot->lock);
+    tr__spill_finish(t, &sp);
+    if (spawn)
+        tr__activate_or_end(a);
+    if (victim && victim == self)
+        tr_task_kill(self); /* an actor killing itself hard: does not return */
+    return 0;
+}
+
 int tr_actor_wait(tr_actor_ref ref, int *reason, int64_t deadline) {
     if (tr_actor_ref_is_none(ref))
         return TR_EINVAL;

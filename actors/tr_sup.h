@@ -276,12 +276,19 @@ int tr_sup_count_children(tr_actor_ref sup, tr_sup_counts *out, int64_t deadline
  *         "restart": "permanent",                   permanent | transient | temporary
  *         "shutdown": 5000,                         ms | "infinity" | "brutal_kill"
  *         "significant": false,
- *         "name": "store", "capacity": 1024,        actor options (optional)
+ *         "name": "store", "capacity": 1024,        actor options (optional; also
+ *         "overflow": "wait",                       wait | fail | drop_newest | drop_oldest)
  *         "args": { ... any JSON ... } },           init gets a const json_t *
  *       { "id": "conns", "supervisor": { ... } }    a nested tree
  *     ] }
  *
- * Unknown keys are errors (a typo must not be silently ignored).
+ * Unknown keys are errors (a typo must not be silently ignored).  "id" is
+ * required except in a simple_one_for_one template, whose child cannot
+ * have a "name" (its children would share it); "args" belongs to "type"
+ * children only.  Paths in errors spell a nested tree as
+ * "children[1].supervisor.children[0]".  A static child's init gets its
+ * args through a copy of the registered type (same name and handlers)
+ * that lets tr_sup_start_json tell which child's init failed.
  */
 
 /* Names a type for JSON trees (the name is copied; the type must outlive
@@ -345,9 +352,16 @@ typedef struct tr_sup_run_opts {
  * shutdown_ms.  Blocks the calling thread (a plain thread, typically
  * main, not a task) and owns SIGINT, SIGTERM and SIGHUP while it runs.
  * Returns an exit status for main: 0 after a signal and a graceful
- * shutdown or a normal end of the root; 1 when the configuration or the
- * tree could not start (reported), or the root ended abnormally; 2 when
- * the shutdown deadline passed and children had to be killed. */
+ * shutdown or a normal end of the root (NORMAL, or SHUTDOWN by
+ * auto_shutdown); 1 when the configuration or the tree could not start
+ * (reported), or the root ended abnormally — giving up after too many
+ * restarts counts as abnormal for a daemon (its reason is SHUTDOWN, as in
+ * OTP; it is told apart by the reason text, which mentions "intensity");
+ * 2 when the shutdown deadline passed and the root had to be killed.
+ * Signals are taken with troupe's signal handles (tr_signal.h) on rt, so
+ * the dispositions are put back when it returns; SIGHUPs that arrive
+ * together reload once.  Only one tr_sup_run may be active at a time (a
+ * second returns 1), and it refuses to run inside a task (1). */
 int tr_sup_run(tr_runtime *rt, const tr_sup_spec *spec, const struct json_t *tree_json,
                const tr_sup_run_opts *opts);
 

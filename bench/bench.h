@@ -52,6 +52,7 @@ void *count_body(void *p);
 void *threadring_body(void *p);
 void *actor_memory_body(void *p);
 void *fork_join_create_body(void *p);
+void *sup_restart_body(void *p), *sup_shutdown_body(void *p); /* bench_sup.c */
 void *kvd_body(void *p);
 void skynet_setup(void);
 int skynet_n_ok(uint64_t n); /* a power of 10 that fits a word */

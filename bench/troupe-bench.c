@@ -192,6 +192,7 @@ static const struct bench {
     {"threadring", threadring_body, 1000000, 0},
     {"actor_memory", actor_memory_body, 1000000, 0},
     {"fork_join_create", fork_join_create_body, 100000, 0},
+    {"sup_restart", sup_restart_body, 100000, 0}, {"sup_shutdown", sup_shutdown_body, 10000, 0},
     {"kvd", kvd_body, 100000, 0},
 };
 #define NBENCH (sizeof benches / sizeof benches[0])

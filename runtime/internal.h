@@ -264,13 +264,19 @@ static inline void tr__kill_point(tr_task *self) {
     if (TR_UNLIKELY(atomic_load_explicit(&self->killed, memory_order_relaxed)) && !self->dying)
         tr__task_die(self);
 }
+/* The cancelled branch of a wait's entry and of tr_yield (worker.c): a
+ * kill's safe point, and the cooperative budget still spent, with a yield
+ * that the cancel does not cut short when it runs out.  A task looping on
+ * waits that return TR_ECANCELED at once would otherwise keep its worker
+ * to itself, and its killer (a task of the same worker) would never run. */
+void tr__cancelled_point(tr_task *self);
 /* tr_wait_enter() for a caller that knows its task (NULL: a plain thread).
  * Every wait starts here, with nothing linked: it is a kill's safe point. */
 static inline int tr__wait_enter(tr_task *self) {
     if (!self)
         return 0;
     if (atomic_load_explicit(&self->cancelled, memory_order_relaxed)) {
-        tr__kill_point(self);
+        tr__cancelled_point(self);
         return TR_ECANCELED;
     }
     if (--self->budget <= 0)

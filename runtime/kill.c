@@ -57,12 +57,14 @@ void tr_cleanup_pop(tr_cleanup *c, bool run) {
         return;
     tr_task *self = tr__current();
     if (self) {
-        /* c is the most recent registration when used as documented; an
-         * out-of-order pop still unlinks the right one rather than
-         * corrupting the list. */
-        for (tr_cleanup **p = &self->cleanups; *p; p = &(*p)->next) {
-            if (*p == c) {
-                *p = c->next;
+        /* c is the most recent registration when used as documented.  If
+         * it is not, the ones above it belong to frames that are gone
+         * without popping them (a longjmp past them, as tr_actor_fail
+         * does): they go with c, unrun.  A c not registered (popped
+         * already) changes nothing. */
+        for (tr_cleanup *e = self->cleanups; e; e = e->next) {
+            if (e == c) {
+                self->cleanups = c->next;
                 break;
             }
         }

@@ -257,7 +257,7 @@ int tr_yield(void) {
         return 0;
     }
     if (TR_UNLIKELY(atomic_load_explicit(&self->cancelled, memory_order_relaxed))) {
-        tr__kill_point(self);
+        tr__cancelled_point(self);
         return TR_ECANCELED;
     }
     self->budget = TR_BUDGET;
@@ -282,6 +282,16 @@ int tr_yield(void) {
     tr__suspend();
     tr__kill_point(self);
     return 0;
+}
+
+void tr__cancelled_point(tr_task *self) {
+    tr__kill_point(self);
+    if (--self->budget > 0)
+        return;
+    self->budget = TR_BUDGET;
+    tr__schedule(self);
+    tr__suspend();
+    tr__kill_point(self);
 }
 
 /* The first thing a new task runs (jumped to, not called: see
