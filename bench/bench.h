@@ -53,8 +53,26 @@ void *threadring_body(void *p);
 void *actor_memory_body(void *p);
 void *fork_join_create_body(void *p);
 void *sup_restart_body(void *p), *sup_shutdown_body(void *p); /* bench_sup.c */
+void *kvd_body(void *p);
 void skynet_setup(void);
 int skynet_n_ok(uint64_t n); /* a power of 10 that fits a word */
 extern const char *const skynet_mode_names[];
+
+/* kvd_client.c: the load the kvd bench and bench/kvd-client drive.  From
+ * a task: `clients` connections to host:port share `requests`
+ * request/reply round trips (get_ratio of them gets, the rest sets); on
+ * return done, errors, ns (wall time) and lat_ns (the sum of round trip
+ * times) are set.  Returns 0, TR_EINVAL, TR_ENOMEM or a spawn error. */
+typedef struct kvd_load {
+    const char *host;
+    int port;
+    int clients;
+    uint64_t requests;
+    double get_ratio;
+    uint64_t done, errors;
+    int64_t ns, lat_ns;
+    char first_error[200];
+} kvd_load;
+int kvd_load_run(kvd_load *l);
 
 #endif

@@ -49,6 +49,10 @@
  *           ns per actor.  The actor benches are described in
  *           bench_actors.c; they run on one worker per CPU and take
  *           --place=spread too.
+ *   kvd     the flagship daemon (examples/kvd/kvd) as a subprocess, 64
+ *           clients on loopback doing request/reply, n requests in all
+ *           (default 100,000); ns per request, requests/s, and
+ *           mean_latency_us=.  Described in bench_kvd.c.
  *   all     each of the above, each in a fresh (forked) process.
  *
  * Run it beside the peers, from the top of the source tree:
@@ -189,6 +193,7 @@ static const struct bench {
     {"actor_memory", actor_memory_body, 1000000, 0},
     {"fork_join_create", fork_join_create_body, 100000, 0},
     {"sup_restart", sup_restart_body, 100000, 0}, {"sup_shutdown", sup_shutdown_body, 10000, 0},
+    {"kvd", kvd_body, 100000, 0},
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
 
@@ -199,7 +204,7 @@ static void usage(FILE *f) {
             "benches: switch spawn skynet mpsc_1p1c mpsc_4p1c pingpong broadcast_fanout\n"
             "         watch_updates mutex_uncontended mutex_contended semaphore_10\n"
             "         semaphore_5 notify_one select4 actor_pingpong count threadring\n"
-            "         actor_memory fork_join_create\n"
+            "         actor_memory fork_join_create kvd\n"
             "Prints bench=NAME impl=troupe n=.. secs=.. ops_per_sec=.. ns_per_op=.. ok=.. "
             "threads=..\n");
 }
