@@ -164,9 +164,16 @@ spawn_on(tr_runtime *rt, tr_worker *w, bool local, size_t stack_size, const char
         if (!tr__stack_pool_take(&w->pool, stack_size, &t->stack))
             rc = tr__stack_get(&w->pool, stack_size, &t->stack);
     } else {
-        pthread_mutex_lock(&rt->pool_mu);
-        rc = tr__stack_get(&rt->pool, stack_size, &t->stack);
-        pthread_mutex_unlock(&rt->pool_mu);
+        /* Onto another worker: a spawning worker still lends from its own
+         * pool (only this thread touches it); the stack comes back to the
+         * target's pool, and from there, once that is full, to the shared
+         * one (reap_zombie), so neither side maps and unmaps in a loop. */
+        tr_worker *me = tr__tls_worker;
+        if (!(me && me->rt == rt && tr__stack_pool_take(&me->pool, stack_size, &t->stack))) {
+            pthread_mutex_lock(&rt->pool_mu);
+            rc = tr__stack_get(&rt->pool, stack_size, &t->stack);
+            pthread_mutex_unlock(&rt->pool_mu);
+        }
     }
     if (rc != 0) {
         free(t);

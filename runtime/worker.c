@@ -138,8 +138,19 @@ static inline void switch_ctx(tr_ctx *from, tr_ctx *to, const tr_san *to_san, bo
  * not do so itself while running on it. */
 static __attribute__((noinline)) void reap_zombie(tr_worker *w, tr_task *t) {
     w->zombie = NULL;
-    if (!tr__stack_pool_give(&w->pool, &t->stack))
-        tr__stack_put(&w->pool, &t->stack);
+    if (!tr__stack_pool_give(&w->pool, &t->stack)) {
+        if (w->pool.count < w->pool.max) {
+            tr__stack_put(&w->pool, &t->stack); /* went deep: trimmed, then kept */
+        } else {
+            /* Full.  Tasks spawned here from other workers brought their
+             * stacks from elsewhere, so this pool only grows while theirs
+             * drain: the surplus goes to the runtime's shared pool, where
+             * those spawners look before mapping a new stack. */
+            pthread_mutex_lock(&w->rt->pool_mu);
+            tr__stack_put(&w->rt->pool, &t->stack);
+            pthread_mutex_unlock(&w->rt->pool_mu);
+        }
+    }
     t->stack.map = NULL;
 #if TR_TSAN
     __tsan_destroy_fiber(t->san.fiber);
