@@ -129,6 +129,8 @@ static int do_store(conn_state *c, const kvd_request *rq) {
                            tr_after_ms(c->set.request_ms));
     if (rc == TR_ECANCELED)
         return kvd_reply_error(&c->out, rq->id, "shutting down");
+    if (rc == TR_ENOMEM)
+        return kvd_reply_error(&c->out, rq->id, "out of memory: the value was not stored");
     if (rc != 0)
         return kvd_reply_error(&c->out, rq->id, "store unavailable: %s", tr_strerror(rc));
     if (rq->cmd == KVD_CMD_SET) {

@@ -37,6 +37,7 @@ typedef struct {
 typedef struct {
     bool found;
     json_t *value; /* GET: a reference for the caller */
+    int err;       /* SET: TR_ENOMEM when the value could not be stored */
 } store_reply;
 
 typedef struct {
@@ -67,7 +68,7 @@ static void msg_release(store_msg *m) {
 static int store_handle(void *state, tr_actor_msg *m) {
     store_state *st = state;
     store_msg *rq = m->data;
-    store_reply rp = {false, NULL};
+    store_reply rp = {false, NULL, 0};
     const char *key = json_string_value(rq->key);
     st->ops++;
     switch (rq->op) {
@@ -78,10 +79,11 @@ static int store_handle(void *state, tr_actor_msg *m) {
         break;
     case KVD_STORE_SET:
         rp.found = json_object_get(st->table, key) != NULL;
-        /* Out of memory keeps the old value; the caller sees a success it
-         * cannot check — acceptable for an example, and noted here. */
-        if (json_object_set(st->table, key, rq->value) != 0)
+        /* Out of memory keeps the old value, and the client is told. */
+        if (json_object_set(st->table, key, rq->value) != 0) {
             kvd_log(KVD_LOG_ERROR, "store: out of memory setting a key");
+            rp.err = TR_ENOMEM;
+        }
         break;
     case KVD_STORE_DELETE:
         rp.found = json_object_del(st->table, key) == 0;
@@ -120,13 +122,15 @@ const tr_actor_type kvd_store_type = {
 int kvd_store_ask(tr_actor_ref store, int op, json_t *key, json_t *value, bool *found,
                   json_t **value_out, int64_t deadline) {
     store_msg rq = {op, json_incref(key), value ? json_incref(value) : NULL};
-    store_reply rp = {false, NULL};
+    store_reply rp = {false, NULL, 0};
     int rc = tr_actor_call(store, &rq, &rp, deadline);
     if (rc == TR_EINVAL || rc == TR_ENOMEM)
         msg_release(&rq); /* the only returns that leave the request with us */
     /* (A TR_EDOWN for a ref whose slot was reused would leave it too; the
      * shards outlive every connection — they stop after them — so a
      * connection never holds such a ref.) */
+    if (rc == 0)
+        rc = rp.err;
     if (rc != 0)
         return rc;
     *found = rp.found;
