@@ -135,25 +135,27 @@ int tr__actor_kill_hard(tr_actor_ref ref) {
     return 0;
 }
 
-int tr_actor_wait(tr_actor_ref ref, int *reason, int64_t deadline) {
-    if (tr_actor_ref_is_none(ref))
-        return TR_EINVAL;
-    if (is_self(ref))
-        return TR_EDEADLK;
+/* Parks on the actor's waiter queue until its death (clause 0) or the end
+ * of its current incarnation (clause 1: LIMBO, for a hooked actor, or its
+ * death); *reason gets why.  The caller has checked ref and self. */
+static int wait_end(tr_actor_ref ref, int *reason, int64_t deadline, int clause) {
     int rc = tr_wait_enter();
     if (rc)
         return rc;
     tr__slot *s = tr__slot_lock(ref);
     if (!s)
         return TR_EDOWN;
-    if (!s->a) {
-        int r = s->reason;
+    tr__actor *a = s->a;
+    if (!a || (clause == 1 && a->life == TR__LIFE_LIMBO)) {
+        /* Dead: the slot keeps the reason.  LIMBO: the reason of a stop or
+         * kill if that is what ended it (the end hook got the exact one). */
+        int r = a ? a->end_reason : s->reason;
         tr_spin_unlock(&s->lock);
         if (reason)
             *reason = r;
         return 0;
     }
-    tr__ext *x = tr__ext_get(s->a);
+    tr__ext *x = tr__ext_get(a);
     if (!x) {
         tr_spin_unlock(&s->lock);
         return TR_ENOMEM;
@@ -163,6 +165,7 @@ int tr_actor_wait(tr_actor_ref ref, int *reason, int64_t deadline) {
     tr_wait e;
     tr_waiter_init(&w);
     tr_wait_init(&e, &w, &got);
+    e.clause = clause;
     tr_waitq_push(&x->waiters, &e);
     rc = tr_waiter_park(&w, &s->lock, deadline);
     if (rc != 0) {
@@ -172,6 +175,22 @@ int tr_actor_wait(tr_actor_ref ref, int *reason, int64_t deadline) {
     if (reason)
         *reason = got;
     return 0;
+}
+
+int tr_actor_wait(tr_actor_ref ref, int *reason, int64_t deadline) {
+    if (tr_actor_ref_is_none(ref))
+        return TR_EINVAL;
+    if (is_self(ref))
+        return TR_EDEADLK;
+    return wait_end(ref, reason, deadline, 0);
+}
+
+int tr__actor_await_end(tr_actor_ref ref, int *reason, int64_t deadline) {
+    if (tr_actor_ref_is_none(ref))
+        return TR_EDOWN;
+    if (is_self(ref))
+        return TR_EDEADLK;
+    return wait_end(ref, reason, deadline, 1);
 }
 
 void tr_actor_exit(int reason) {

@@ -1,9 +1,10 @@
 /* sup_hooks.c — the supervisor's side of the actor layer's hooks: the end
- * hook itself, tr__actor_await_end and tr__actor_end_ctx (declared in
- * internal.h; they live here so that actor.c and life.c stay the actor
- * layer's), and a few small operations on an actor's internals that only
- * the supervisor needs (a stop request that does not wait, detaching a
- * hook).  Each works under the actor's slot lock, like life.c does.
+ * hook itself, tr__actor_end_ctx (declared in internal.h; it lives here so
+ * that actor.c stays the actor layer's, while tr__actor_await_end shares
+ * tr_actor_wait's code in life.c), and a few small operations on an
+ * actor's internals that only the supervisor needs (a stop request that
+ * does not wait, detaching a hook).  Each works under the actor's slot
+ * lock, like life.c does.
  */
 #include "sup_internal.h"
 
@@ -45,57 +46,6 @@ void tr__sup_hook(tr_actor_ref ref, int reason, void *ctx) {
 }
 
 /* ---- hooks declared in internal.h ---------------------------------------------- */
-
-static void unpark(tr_actor_ref ref, tr_wait *e) {
-    tr__slot *s = tr__slot_get(ref.slot);
-    tr_spin_lock(&s->lock);
-    if (e->linked)
-        tr_waitq_remove(&s->a->ext->waiters, e);
-    tr_spin_unlock(&s->lock);
-}
-
-int tr__actor_await_end(tr_actor_ref ref, int *reason, int64_t deadline) {
-    if (tr_actor_ref_is_none(ref))
-        return TR_EDOWN;
-    if (tr_actor_ref_eq(tr_actor_self(), ref))
-        return TR_EDEADLK;
-    int rc = tr_wait_enter();
-    if (rc)
-        return rc;
-    tr__slot *s = tr__slot_lock(ref);
-    if (!s)
-        return TR_EDOWN;
-    tr__actor *a = s->a;
-    if (!a || a->life == TR__LIFE_LIMBO) {
-        /* Dead: the slot keeps the reason.  LIMBO: the reason of a stop or
-         * kill if that is what ended it (the hook got the exact one). */
-        int r = a ? a->end_reason : s->reason;
-        tr_spin_unlock(&s->lock);
-        if (reason)
-            *reason = r;
-        return 0;
-    }
-    tr__ext *x = tr__ext_get(a);
-    if (!x) {
-        tr_spin_unlock(&s->lock);
-        return TR_ENOMEM;
-    }
-    int got = 0;
-    tr_waiter w;
-    tr_wait e;
-    tr_waiter_init(&w);
-    tr_wait_init(&e, &w, &got);
-    e.clause = 1; /* claimed at the end of the incarnation, like a stop's */
-    tr_waitq_push(&x->waiters, &e);
-    rc = tr_waiter_park(&w, &s->lock, deadline);
-    if (rc != 0) {
-        unpark(ref, &e);
-        return rc;
-    }
-    if (reason)
-        *reason = got;
-    return 0;
-}
 
 void *tr__actor_end_ctx(tr_actor_ref ref) {
     tr__actor *a = tr__actor_lock(ref);

@@ -185,6 +185,17 @@ static void abandon(tr__child *k) {
     k->last_reason = TR_ACTOR_KILLED;
 }
 
+/* k's incarnation has ended (LIMBO) while we stopped it: handled here,
+ * so the note its hook sent is to be skipped. */
+static void collected(tr__child *k) {
+    k->live = false;
+    k->ends++;
+    k->stale++;
+    rec_await_hook(k);
+    k->last_reason = k->hook_reason;
+    k->state = TR_CHILD_TERMINATED;
+}
+
 /* Stops the running children of set in parallel (see the top).  Returns 0
  * or TR_ECANCELED (they were abandoned). */
 static int stop_set(tr__sup *c, tr__child **set, size_t n) {
@@ -238,13 +249,7 @@ static int stop_set(tr__sup *c, tr__child **set, size_t n) {
             abandon(k);
             continue;
         }
-        /* Ended (LIMBO): handled here, so its note is to be skipped. */
-        k->live = false;
-        k->ends++;
-        k->stale++;
-        rec_await_hook(k);
-        k->last_reason = k->hook_reason;
-        k->state = TR_CHILD_TERMINATED;
+        collected(k);
     }
     return rc;
 }
@@ -287,12 +292,7 @@ static void kill_all(tr__sup *c) {
             abandon(k);
             continue;
         }
-        k->live = false;
-        k->ends++;
-        k->stale++;
-        rec_await_hook(k);
-        k->last_reason = k->hook_reason;
-        k->state = TR_CHILD_TERMINATED;
+        collected(k);
     }
 }
 
