@@ -212,7 +212,11 @@ static inline tr_task *pick_next(tr_worker *w) {
     return t;
 }
 
-static void switch_away(tr_worker *w, tr_task *from, tr_task *next, bool from_dies) {
+/* Always inline: tr__task_entry must make a task's last switch itself
+ * (see there), and with a second caller (tr__task_leave) GCC stopped
+ * inlining it, which cost spawn + join about 20%. */
+static inline __attribute__((always_inline)) void switch_away(tr_worker *w, tr_task *from,
+                                                              tr_task *next, bool from_dies) {
     if (next) {
         w->current = next;
         switch_ctx(&from->ctx, &next->ctx, &next->san, from_dies);
