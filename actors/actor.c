@@ -120,24 +120,25 @@ static void die_locked(tr__actor *a, int reason, death *d) {
 }
 
 static void die_finish(death *d) {
-    tr__spill_finish(d->type, &d->sp);
     tr__ext *x = d->ext;
+    /* The text outlives the actor, like its reason, so that whoever looks
+     * at a dead actor (tr_sup_run at its root's end) can read why:
+     * "reached max restart intensity".  Stored before the waiters are
+     * woken, so that a tr_actor_wait that returns finds it. */
+    if (x && x->reason_text[0]) {
+        char *text = strdup(x->reason_text);
+        tr__slot *s = d->a->slot;
+        tr_spin_lock(&s->lock);
+        char *old = s->reason_text;
+        s->reason_text = text;
+        tr_spin_unlock(&s->lock);
+        free(old);
+    }
+    tr__spill_finish(d->type, &d->sp);
     if (x) {
         if (x->name)
             tr__registry_forget(x->name, d->ref);
         tr__notify_death(d->ref, d->reason, x->mons, x->nmons, x->links, x->nlinks);
-        /* The text outlives the actor, like its reason, so that whoever
-         * looks at a dead actor (tr_sup_run at its root's end) can read
-         * why: "reached max restart intensity". */
-        if (x->reason_text[0]) {
-            char *text = strdup(x->reason_text);
-            tr__slot *s = d->a->slot;
-            tr_spin_lock(&s->lock);
-            char *old = s->reason_text;
-            s->reason_text = text;
-            tr_spin_unlock(&s->lock);
-            free(old);
-        }
         free(x);
     }
     free(d->a);
