@@ -199,8 +199,15 @@ static int translate_child(const json_t *c, const char *path, bool dynamic, xlat
     k->type = tr__sup_json_lookup(json_string_value(json_object_get(c, "type")), &wrapped);
     if (!k->type)
         return TR_EINVAL; /* unregistered since the check: cannot happen, names stay */
+    /* A copy, not a reference: the supervisor uses it from whichever
+     * worker runs it while the caller may free its document on another
+     * thread, and jansson's reference counts are not made to be shared
+     * between threads (its inline incref reads the count unsynchronised;
+     * ThreadSanitizer reports it). */
     json_t *args = json_object_get(c, "args");
-    args = json_incref(args ? args : json_null());
+    args = args ? json_deep_copy(args) : json_null();
+    if (!args)
+        return TR_ENOMEM;
     if (dynamic) {
         k->args = args;
         k->args_drop = json_args_drop;

@@ -51,9 +51,13 @@ static json_t *cfg_cur;
 static tr_watch_tx *cfg_tx;
 static uint64_t cfg_gen;
 
+/* A deep copy, not a reference: readers on any worker would otherwise
+ * share jansson reference counts (not thread-safe: its inline incref reads
+ * the count unsynchronised) with the publisher and with each other.  A
+ * configuration is small and read on a change, not per request. */
 json_t *tr_sup_config_get(void) {
     pthread_mutex_lock(&cfg_mu);
-    json_t *j = json_incref(cfg_cur);
+    json_t *j = cfg_cur ? json_deep_copy(cfg_cur) : NULL;
     pthread_mutex_unlock(&cfg_mu);
     return j;
 }

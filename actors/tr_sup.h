@@ -304,7 +304,7 @@ int tr_sup_register_type(const char *name, const tr_actor_type *type);
 int tr_sup_check_json(const struct json_t *tree, char *err, size_t errlen);
 
 /* Validates then starts a tree document; nothing is started when it is
- * invalid.  The supervisor keeps references to the args it needs.
+ * invalid.  The supervisor keeps copies of the args it needs.
  * Returns tr_sup_start's codes; TR_EINVAL with err as tr_sup_check_json;
  * on a child's init failure err says which ("children[1] (\"store\"):
  * init failed: reason 5"). */
@@ -365,8 +365,9 @@ typedef struct tr_sup_run_opts {
 int tr_sup_run(tr_runtime *rt, const tr_sup_spec *spec, const struct json_t *tree_json,
                const tr_sup_run_opts *opts);
 
-/* The current configuration (a new reference: json_decref it), or NULL
- * when none has been loaded.  Never waits. */
+/* A copy of the current configuration, the caller's own (json_decref
+ * it; it shares nothing with other threads), or NULL when none has been
+ * loaded (or out of memory).  Never waits. */
 struct json_t *tr_sup_config_get(void);
 
 /* A receiver of the configuration watch, which changes on every accepted

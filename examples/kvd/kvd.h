@@ -80,8 +80,10 @@ enum kvd_store_op { KVD_STORE_GET = 0, KVD_STORE_SET, KVD_STORE_DELETE };
 /* Asks a shard.  key is borrowed; value (SET) is borrowed and the shard
  * takes its own reference.  *found: GET/DELETE found the key, SET
  * replaced one.  *value_out (GET, found): a new reference for the caller.
- * Returns 0, TR_ENOMEM (SET: the shard could not store the value; the
- * old one stays), or the call's error (TR_EDOWN, TR_ETIMEDOUT, ...). */
+ * Values cross as copies: the shard stores a copy of a SET's value and
+ * answers a GET with a copy, so no json_t is shared between threads.
+ * Returns 0, TR_ENOMEM (no memory for the copy; a SET keeps the old
+ * value), or the call's error (TR_EDOWN, TR_ETIMEDOUT, ...). */
 int kvd_store_ask(tr_actor_ref store, int op, json_t *key, json_t *value, bool *found,
                   json_t **value_out, int64_t deadline);
 

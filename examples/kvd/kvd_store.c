@@ -73,14 +73,19 @@ static int store_handle(void *state, tr_actor_msg *m) {
     st->ops++;
     switch (rq->op) {
     case KVD_STORE_GET:
+        /* A copy: connections on other workers never share a json_t (and
+         * its reference count, which jansson does not make safe to share
+         * between threads) with the table or with each other. */
         rp.value = json_object_get(st->table, key);
         rp.found = rp.value != NULL;
-        json_incref(rp.value);
+        if (rp.found && !(rp.value = json_deep_copy(rp.value)))
+            rp.err = TR_ENOMEM;
         break;
     case KVD_STORE_SET:
         rp.found = json_object_get(st->table, key) != NULL;
-        /* Out of memory keeps the old value, and the client is told. */
-        if (json_object_set(st->table, key, rq->value) != 0) {
+        /* The table keeps its own copy (see GET).  Out of memory keeps
+         * the old value, and the client is told. */
+        if (json_object_set_new(st->table, key, json_deep_copy(rq->value)) != 0) {
             kvd_log(KVD_LOG_ERROR, "store: out of memory setting a key");
             rp.err = TR_ENOMEM;
         }
