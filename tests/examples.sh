@@ -27,4 +27,15 @@ for ex in hello_tasks "echo_server --selftest" jobs pipeline shared_counter \
         fail=1
     fi
 done
+# The daemon's sample configuration (its settings and its supervision
+# tree) must stay valid as the validation rules change.
+cfg=${top_srcdir:-.}/examples/kvd/kvd.json
+if timeout 60 "$b/kvd/kvd" --check "$cfg" >/dev/null 2>kvd.err; then
+    echo "ok: kvd --check kvd.json"
+    rm -f kvd.err
+else
+    echo "FAIL: kvd --check $cfg (status $?); its stderr:"
+    cat kvd.err
+    fail=1
+fi
 exit $fail
