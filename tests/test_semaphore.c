@@ -689,28 +689,15 @@ static void *hammer(void *arg) {
     return NULL;
 }
 
+static bool hammered_enough(void) { return atomic_load(&grants) >= 2000; }
+
 START_TEST(test_hammer) {
     tr_sem_init(&hs, H_PERMITS);
     atomic_store(&in_use, 0);
     atomic_store(&max_seen, 0);
     atomic_store(&grants, 0);
     tr_runtime *rt = tr_test_runtime(4);
-    tr_task *t[H_TASKS];
-    for (int i = 0; i < H_TASKS; i++)
-        t[i] = spawn_on(rt, i, hammer, (void *)(uintptr_t)(i + 1));
-    pthread_t th[H_THREADS];
-    for (int i = 0; i < H_THREADS; i++)
-        ck_assert_int_eq(pthread_create(&th[i], NULL, hammer, (void *)(uintptr_t)(100 + i)), 0);
-    /* Cancel a few tasks midway, wherever they are. */
-    int64_t dl = TR_TEST_DEADLINE();
-    while (atomic_load(&grants) < 2000 && tr_now() < dl)
-        sched_yield();
-    for (int i = 0; i < H_TASKS; i += 3)
-        ck_assert_tr_ok(tr_task_cancel(t[i]));
-    for (int i = 0; i < H_THREADS; i++)
-        pthread_join(th[i], NULL);
-    for (int i = 0; i < H_TASKS; i++)
-        join_rc(t[i]);
+    tr_test_hammer(rt, hammer, H_TASKS, H_THREADS, 100, hammered_enough);
     ck_assert_int_eq(atomic_load(&in_use), 0);
     ck_assert_int_eq(tr_sem_available_permits(&hs), H_PERMITS); /* nothing leaked */
     ck_assert_int_eq(queued(&hs), 0);

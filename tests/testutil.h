@@ -9,8 +9,10 @@
 #define TR_TESTUTIL_H
 
 #include <check.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +110,33 @@ static inline void await_count(atomic_int *flag, int n) {
         else
             sched_yield();
     }
+}
+
+/* The lock suites' stress run: fn on ntasks tasks (on the workers in
+ * turn, argument i + 1) and on nthreads plain threads (argument
+ * thread_arg + i) at once.  Once enough() says the lock has changed hands
+ * often enough (or at the test deadline) every third task is cancelled,
+ * wherever it is; then everyone is joined. */
+static inline void tr_test_hammer(tr_runtime *rt, tr_task_fn fn, int ntasks, int nthreads,
+                                  uintptr_t thread_arg, bool (*enough)(void)) {
+    tr_task **t = calloc((size_t)ntasks, sizeof *t);
+    pthread_t *th = calloc((size_t)nthreads, sizeof *th);
+    ck_assert(t && th);
+    for (int i = 0; i < ntasks; i++)
+        t[i] = spawn_on(rt, i, fn, (void *)(uintptr_t)(i + 1));
+    for (int i = 0; i < nthreads; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, fn, (void *)(thread_arg + (uintptr_t)i)), 0);
+    int64_t dl = TR_TEST_DEADLINE();
+    while (!enough() && tr_now() < dl)
+        sched_yield();
+    for (int i = 0; i < ntasks; i += 3)
+        ck_assert_tr_ok(tr_task_cancel(t[i]));
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < ntasks; i++)
+        join_rc(t[i]);
+    free(th);
+    free(t);
 }
 
 #define TR_TEST_MAIN(suite_fn)                                                       \
