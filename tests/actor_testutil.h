@@ -21,26 +21,6 @@
 #include "tr_actor.h"
 #include "tr_semaphore.h"
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
-/* valgrind and TSan are slow (TSan: a fiber per activation, every atomic
- * instrumented): scale big loops down under them, not elsewhere. */
-static inline int scaled(int n) {
-#ifdef TR_TEST_TSAN
-    n /= 4;
-#endif
-    if (RUNNING_ON_VALGRIND)
-        n /= 20;
-    return n > 0 ? n : 1;
-}
-
 enum {
     OP_ADD = 1,   /* sum += arg; reply sum */
     OP_GET,       /* reply sum */

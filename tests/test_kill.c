@@ -10,24 +10,6 @@
 
 #include "testutil.h"
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
-static int scaled(int n) {
-#ifdef TR_TEST_TSAN
-    n /= 4;
-#endif
-    if (RUNNING_ON_VALGRIND)
-        n /= 20;
-    return n > 0 ? n : 1;
-}
-
 /* What the tasks of one test report. */
 static atomic_int entered, after, cleanups, wait_rc, exits;
 static atomic_int order[16], norder;

@@ -40,6 +40,26 @@ const char *__tsan_default_suppressions(void);
 const char *__tsan_default_suppressions(void) { return "race:epoll_ctl\n"; }
 #endif
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+/* valgrind and TSan are slow (TSan: a fiber per task, every atomic
+ * instrumented): scale big loops down under them, not elsewhere. */
+static inline int scaled(int n) {
+#ifdef TR_TEST_TSAN
+    n /= 4;
+#endif
+    if (RUNNING_ON_VALGRIND)
+        n /= 20;
+    return n > 0 ? n : 1;
+}
+
 /* Generous: sanitizer builds run several times slower. */
 #define TR_TEST_TIMEOUT 120
 
