@@ -10,6 +10,13 @@
 
 #include "testutil.h"
 
+/* Joins t, which must have been killed (not have returned). */
+static void join_killed(tr_task *t) {
+    void *res = NULL;
+    ck_assert_tr_ok(tr_task_join_until(t, &res, TR_TEST_DEADLINE()));
+    ck_assert_ptr_eq(res, TR_TASK_KILLED);
+}
+
 /* What the tasks of one test report. */
 static atomic_int entered, after, cleanups, wait_rc, exits;
 static atomic_int order[16], norder;
@@ -60,9 +67,7 @@ START_TEST(test_parked_killed) {
     await_count(&entered, 1);
     tr_task *k = spawn_on(rt, 0, kill_task, t);
     ck_assert_int_eq(join_rc(k), 0);
-    void *res = NULL;
-    ck_assert_tr_ok(tr_task_join_until(t, &res, TR_TEST_DEADLINE()));
-    ck_assert_ptr_eq(res, TR_TASK_KILLED);
+    join_killed(t);
     ck_assert_int_eq(atomic_load(&wait_rc), TR_ECANCELED);
     ck_assert_int_eq(atomic_load(&after), 0);
     ck_assert_int_eq(atomic_load(&cleanups), 1);
@@ -94,9 +99,7 @@ START_TEST(test_yield_loop_killed) {
         tr_task *k = spawn_on(rt, _i == 0 ? 1 : 0, kill_task, t);
         ck_assert_int_eq(join_rc(k), 0);
     }
-    void *res = NULL;
-    ck_assert_tr_ok(tr_task_join_until(t, &res, TR_TEST_DEADLINE()));
-    ck_assert_ptr_eq(res, TR_TASK_KILLED);
+    join_killed(t);
     ck_assert_int_eq(atomic_load(&cleanups), 1);
     tr_runtime_free(&rt);
 }
@@ -125,9 +128,7 @@ START_TEST(test_ignores_cancel_killed) {
     /* ...a kill does. */
     ck_assert_tr_ok(tr_task_kill(t));
     ck_assert(tr_task_killed(t));
-    void *res = NULL;
-    ck_assert_tr_ok(tr_task_join_until(t, &res, TR_TEST_DEADLINE()));
-    ck_assert_ptr_eq(res, TR_TASK_KILLED);
+    join_killed(t);
     ck_assert_int_eq(atomic_load(&cleanups), 1);
     tr_runtime_free(&rt);
 }
@@ -161,9 +162,7 @@ START_TEST(test_cleanups_lifo) {
     tr_task *t = spawn_on(rt, 0, cleanup_body, NULL);
     await_count(&entered, 1);
     ck_assert_tr_ok(tr_task_kill(t));
-    void *res = NULL;
-    ck_assert_tr_ok(tr_task_join_until(t, &res, TR_TEST_DEADLINE()));
-    ck_assert_ptr_eq(res, TR_TASK_KILLED);
+    join_killed(t);
     ck_assert_int_eq(atomic_load(&norder), 4);
     ck_assert_int_eq(atomic_load(&order[0]), 5);
     ck_assert_int_eq(atomic_load(&order[1]), 4);
@@ -216,9 +215,7 @@ START_TEST(test_self_kill) {
     tr__set_task_exit_hook(exit_hook);
     tr_runtime *rt = tr_test_runtime(workers_for(_i));
     tr_task *t = spawn_on(rt, 0, self_kill, NULL);
-    void *res = NULL;
-    ck_assert_tr_ok(tr_task_join_until(t, &res, TR_TEST_DEADLINE()));
-    ck_assert_ptr_eq(res, TR_TASK_KILLED);
+    join_killed(t);
     ck_assert_int_eq(atomic_load(&after), 0);
     ck_assert_int_eq(atomic_load(&wait_rc), TR_ECANCELED);
     ck_assert_int_eq(atomic_load(&cleanups), 1);
@@ -266,9 +263,7 @@ START_TEST(test_kill_twice) {
     await_count(&entered, 1);
     ck_assert_tr_ok(tr_task_kill(t));
     ck_assert_tr_ok(tr_task_kill(t));
-    void *res = NULL;
-    ck_assert_tr_ok(tr_task_join_until(t, &res, TR_TEST_DEADLINE()));
-    ck_assert_ptr_eq(res, TR_TASK_KILLED);
+    join_killed(t);
     ck_assert_int_eq(atomic_load(&cleanups), 1);
     ck_assert_int_eq(atomic_load(&after), 0);
     tr_runtime_free(&rt);
@@ -293,14 +288,11 @@ START_TEST(test_killed_joiner) {
     tr_task *j = spawn_on(rt, 0, joiner, sleeper);
     await_count(&entered, 1);
     ck_assert_tr_ok(tr_task_kill(j));
-    void *res = NULL;
-    ck_assert_tr_ok(tr_task_join_until(j, &res, TR_TEST_DEADLINE()));
-    ck_assert_ptr_eq(res, TR_TASK_KILLED);
+    join_killed(j);
     ck_assert_int_eq(atomic_load(&after), 0);
     /* The handle of sleeper is still good: kill and join it. */
     ck_assert_tr_ok(tr_task_kill(sleeper));
-    ck_assert_tr_ok(tr_task_join_until(sleeper, &res, TR_TEST_DEADLINE()));
-    ck_assert_ptr_eq(res, TR_TASK_KILLED);
+    join_killed(sleeper);
     ck_assert_int_eq(atomic_load(&cleanups), 2);
     tr_runtime_free(&rt);
 }
@@ -346,9 +338,7 @@ START_TEST(test_many_killed) {
                 tr_task_detach(ts[i]); /* reaped on its own */
                 continue;
             }
-            void *res = NULL;
-            ck_assert_tr_ok(tr_task_join_until(ts[i], &res, TR_TEST_DEADLINE()));
-            ck_assert_ptr_eq(res, TR_TASK_KILLED);
+            join_killed(ts[i]);
         }
         await_count(&cleanups, n);
         ck_assert_int_eq(atomic_load(&cleanups), n);
