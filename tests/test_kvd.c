@@ -33,7 +33,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "testutil.h"
+#include "proc_testutil.h"
 
 #ifndef KVD_BIN
 #error "KVD_BIN must name the daemon (kvd.am defines it)"
@@ -77,17 +77,6 @@ typedef struct {
     char cfg[64];
 } kvd_proc;
 
-/* Writes the config atomically (a reload must never read half a file). */
-static void write_config(const char *path, const char *doc) {
-    char tmp[80];
-    snprintf(tmp, sizeof tmp, "%s.new", path);
-    FILE *f = fopen(tmp, "w");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_ge(fputs(doc, f), 0);
-    ck_assert_int_eq(fclose(f), 0);
-    ck_assert_int_eq(rename(tmp, path), 0);
-}
-
 /* The next line the daemon prints on stdout, within the deadline. */
 static bool daemon_line(kvd_proc *d, char *line, size_t cap, int64_t deadline_ms) {
     for (;;) {
@@ -114,7 +103,7 @@ static bool daemon_spawn(kvd_proc *d, const char *doc) {
     memset(d, 0, sizeof *d);
     d->pid = -1;
     snprintf(d->cfg, sizeof d->cfg, "/tmp/test_kvd_%d.json", (int)getpid());
-    write_config(d->cfg, doc);
+    tr_test_write_file(d->cfg, doc);
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
     fcntl(p[0], F_SETFD, FD_CLOEXEC); /* only the daemon's copy of p[1] survives exec */
@@ -143,20 +132,8 @@ static void daemon_start(kvd_proc *d, const char *doc) {
 /* Waits for the daemon's exit until the deadline; its wait status, or -1
  * (it was then killed). */
 static int daemon_wait(kvd_proc *d, int64_t deadline_ms) {
-    int status = 0;
-    for (;;) {
-        pid_t r = waitpid(d->pid, &status, WNOHANG);
-        if (r == d->pid)
-            break;
-        ck_assert_msg(r == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
-        if (now_ms() >= deadline_ms) {
-            kill(d->pid, SIGKILL);
-            waitpid(d->pid, &status, 0);
-            status = -1;
-            break;
-        }
-        poll(NULL, 0, 5); /* a waitpid with a timeout does not exist */
-    }
+    /* now_ms() and tr_now() both read CLOCK_MONOTONIC */
+    int status = tr_test_waitpid(d->pid, deadline_ms * 1000000);
     d->pid = -1;
     close(d->out);
     unlink(d->cfg);
@@ -530,7 +507,7 @@ START_TEST(test_sighup_reload) {
     int port = free_port();
     char doc[160];
     snprintf(doc, sizeof doc, "{\"port\":%d,\"log_level\":\"warn\",\"max_line\":64}", port);
-    write_config(d.cfg, doc);
+    tr_test_write_file(d.cfg, doc);
     ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
     /* The listener re-binds and says where. */
     char line[256], want[64];
@@ -563,9 +540,9 @@ START_TEST(test_sighup_reload) {
 
     /* A broken file on SIGHUP changes nothing: the daemon says why on
      * stderr and goes on with the settings it has. */
-    write_config(d.cfg, "{\"port\": 0, \"max_line\": ");
+    tr_test_write_file(d.cfg, "{\"port\": 0, \"max_line\": ");
     ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
-    write_config(d.cfg, "{\"port\":0,\"max_line\":\"big\"}");
+    tr_test_write_file(d.cfg, "{\"port\":0,\"max_line\":\"big\"}");
     ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
     for (int i = 0; i < 20; i++)
         expect_error(c, padded, "line longer than 64 bytes");

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "actor_testutil.h"
+#include "proc_testutil.h"
 #include "tr_sup.h"
 
 static int ev_fd = -1; /* the daemon's end of the event pipe */
@@ -235,21 +236,11 @@ typedef struct dproc {
     char path[64];   /* the config file */
 } dproc;
 
-static void write_file(const char *path, const char *text) {
-    char tmp[80];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    ck_assert_int_eq(fclose(f), 0);
-    ck_assert_int_eq(rename(tmp, path), 0); /* the daemon never reads half a file */
-}
-
 static void start_daemon(dproc *dm, daemon_cfg *d, const char *config_text) {
     memset(dm, 0, sizeof *dm);
     snprintf(dm->path, sizeof dm->path, "/tmp/tr_sup_run_%d.json", (int)getpid());
     if (config_text) {
-        write_file(dm->path, config_text);
+        tr_test_write_file(dm->path, config_text);
         d->config_path = dm->path;
     }
     int p[2];
@@ -305,19 +296,8 @@ static void expect(dproc *dm, const char *prefix) {
 
 /* Reaps the daemon within the test deadline and returns its exit status. */
 static int reap(dproc *dm) {
-    int64_t dl = TR_TEST_DEADLINE();
-    int st = 0;
-    for (;;) {
-        pid_t w = waitpid(dm->pid, &st, WNOHANG);
-        if (w == dm->pid)
-            break;
-        if (tr_now() > dl) {
-            kill(dm->pid, SIGKILL);
-            waitpid(dm->pid, &st, 0);
-            ck_abort_msg("the daemon did not exit");
-        }
-        poll(NULL, 0, 10); /* bounded by the deadline above */
-    }
+    int st = tr_test_waitpid(dm->pid, TR_TEST_DEADLINE());
+    ck_assert_msg(st != -1, "the daemon did not exit");
     close(dm->fd);
     unlink(dm->path);
     ck_assert_msg(WIFEXITED(st), "the daemon died of signal %d", WTERMSIG(st));
@@ -334,23 +314,23 @@ START_TEST(reload_then_term) {
     start_daemon(&dm, &d, "{\"value\": 1}");
     expect(&dm, "init a");
     expect(&dm, "cfg 1");
-    write_file(dm.path, "{\"value\": 2}");
+    tr_test_write_file(dm.path, "{\"value\": 2}");
     kill(dm.pid, SIGHUP);
     expect(&dm, "cfg 2");
     expect(&dm, "log: troupe: reloaded /tmp/tr_sup_run_");
     /* A broken file keeps the old configuration, reported with its place. */
-    write_file(dm.path, "{\"value\": 3,\n oops}");
+    tr_test_write_file(dm.path, "{\"value\": 3,\n oops}");
     kill(dm.pid, SIGHUP);
     char want[128];
     snprintf(want, sizeof want, "log: troupe: %s:2:", dm.path);
     expect(&dm, want);
     expect(&dm, "log: troupe: keeping the previous configuration");
     /* So does one check_config refuses. */
-    write_file(dm.path, "{\"value\": \"four\"}");
+    tr_test_write_file(dm.path, "{\"value\": \"four\"}");
     kill(dm.pid, SIGHUP);
     expect(&dm, "log: troupe: /tmp/tr_sup_run_");
     expect(&dm, "log: troupe: keeping the previous configuration");
-    write_file(dm.path, "{\"value\": 5}");
+    tr_test_write_file(dm.path, "{\"value\": 5}");
     kill(dm.pid, SIGHUP);
     expect(&dm, "cfg 5");
     ck_assert(!take_line(&dm, "cfg 3")); /* they were never published */
