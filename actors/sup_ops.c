@@ -255,9 +255,7 @@ int tr_sup_start_child(tr_actor_ref sup, const tr_child_spec *spec, tr_actor_ref
                        int64_t deadline) {
     if (out)
         *out = TR_ACTOR_NONE;
-    tr__sup_req rq;
-    memset(&rq, 0, sizeof rq);
-    rq.op = TR__SUP_OP_START_CHILD;
+    tr__sup_req rq = {.op = TR__SUP_OP_START_CHILD};
     if (spec) {
         rq.spec = malloc(sizeof *rq.spec);
         if (!rq.spec || tr__cspec_copy(rq.spec, spec) != 0) {
@@ -276,9 +274,7 @@ int tr_sup_start_child(tr_actor_ref sup, const tr_child_spec *spec, tr_actor_ref
 static int by_id(tr_actor_ref sup, int op, const char *id, tr_actor_ref *out, int64_t deadline) {
     if (out)
         *out = TR_ACTOR_NONE;
-    tr__sup_req rq;
-    memset(&rq, 0, sizeof rq);
-    rq.op = op;
+    tr__sup_req rq = {.op = op};
     if (set_id(&rq, id) != 0)
         return TR_EINVAL;
     tr__sup_rep rep;
@@ -295,9 +291,7 @@ int tr_sup_terminate_child(tr_actor_ref sup, const char *id, int64_t deadline) {
 int tr_sup_terminate_ref(tr_actor_ref sup, tr_actor_ref child, int64_t deadline) {
     if (tr_actor_ref_is_none(child))
         return TR_EINVAL;
-    tr__sup_req rq;
-    memset(&rq, 0, sizeof rq);
-    rq.op = TR__SUP_OP_TERMINATE_REF;
+    tr__sup_req rq = {.op = TR__SUP_OP_TERMINATE_REF};
     rq.ref = child;
     tr__sup_rep rep;
     return sup_call(sup, &rq, &rep, deadline);
@@ -315,9 +309,7 @@ int tr_sup_which_children(tr_actor_ref sup, tr_sup_child_info *out, size_t cap, 
                           int64_t deadline) {
     if (!count || (cap && !out))
         return TR_EINVAL;
-    tr__sup_req rq;
-    memset(&rq, 0, sizeof rq);
-    rq.op = TR__SUP_OP_WHICH;
+    tr__sup_req rq = {.op = TR__SUP_OP_WHICH};
     tr__sup_rep rep;
     int rc = sup_call(sup, &rq, &rep, deadline);
     if (rc != 0)
@@ -331,9 +323,7 @@ int tr_sup_which_children(tr_actor_ref sup, tr_sup_child_info *out, size_t cap, 
 int tr_sup_count_children(tr_actor_ref sup, tr_sup_counts *out, int64_t deadline) {
     if (!out)
         return TR_EINVAL;
-    tr__sup_req rq;
-    memset(&rq, 0, sizeof rq);
-    rq.op = TR__SUP_OP_COUNT;
+    tr__sup_req rq = {.op = TR__SUP_OP_COUNT};
     tr__sup_rep rep;
     int rc = sup_call(sup, &rq, &rep, deadline);
     if (rc == 0)
@@ -345,9 +335,7 @@ int tr_sup_subscribe(tr_actor_ref sup, tr_watch_rx **out, int64_t deadline) {
     if (!out)
         return TR_EINVAL;
     *out = NULL;
-    tr__sup_req rq;
-    memset(&rq, 0, sizeof rq);
-    rq.op = TR__SUP_OP_SUBSCRIBE;
+    tr__sup_req rq = {.op = TR__SUP_OP_SUBSCRIBE};
     tr__sup_rep rep;
     int rc = sup_call(sup, &rq, &rep, deadline);
     if (rc == 0)
@@ -356,9 +344,7 @@ int tr_sup_subscribe(tr_actor_ref sup, tr_watch_rx **out, int64_t deadline) {
 }
 
 json_t *tr_sup_dump(tr_actor_ref sup, int64_t deadline) {
-    tr__sup_req rq;
-    memset(&rq, 0, sizeof rq);
-    rq.op = TR__SUP_OP_DUMP;
+    tr__sup_req rq = {.op = TR__SUP_OP_DUMP};
     rq.deadline = deadline;
     tr__sup_rep rep;
     int rc = sup_call(sup, &rq, &rep, deadline);
